@@ -1,0 +1,35 @@
+# The README's two commands: `make demo` and `make test`. Both set everything up first
+# (virtual environment, CPU torch where there is no GPU, the package and its extension).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.logo_fast-installed
+SETUP_INPUTS := pyproject.toml setup.py scripts/setup_env.sh $(wildcard csrc/*)
+
+.PHONY: setup demo test lint gpu-check bench clean
+
+setup: $(STAMP)
+
+$(STAMP): $(SETUP_INPUTS)
+	VENV=$(VENV) bash scripts/setup_env.sh
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/logo-fast demo
+
+# bench/ runs too: with --benchmark-disable (pyproject) each benchmark executes once as a smoke test.
+# pytest's exit code 5 (no tests collected) is turned into a failure.
+test: $(STAMP)
+	@$(PY) -m pytest -q tests bench; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) -m pytest -q bench --benchmark-enable
+
+gpu-check:
+	VENV=$(VENV) bash scripts/gpu_check.sh
+
+clean:
+	rm -rf build *.egg-info logo_fast/_C*.so runs
