@@ -6,5 +6,6 @@ test running ``torch.library.opcheck``. Backends are chosen by ``logo_fast.backe
 """
 
 from .state_disagreement import state_disagreement
+from .weighted_sample import prefix_blocks_build, prefix_blocks_sample, weighted_sample_op
 
-__all__ = ["state_disagreement"]
+__all__ = ["state_disagreement", "weighted_sample_op", "prefix_blocks_build", "prefix_blocks_sample"]

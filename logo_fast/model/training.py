@@ -1,0 +1,176 @@
+"""The fit loop every world model shares: minibatches, holdout evaluation, early stopping, resume.
+
+One loop serves LOGO, the joint MLP and the ensemble: a network exposes
+``losses(batch) -> (total, parts)`` and ``holdout_error(batch) -> (B, M)`` (M = 1, or one
+column per ensemble member), and the loop does the rest. With M > 1 the best weights are kept
+per member (each member's parameters carry a leading member axis), as MOPO does.
+
+Determinism: minibatch order comes from a ``torch.Generator`` seeded by ``config.seed``; the
+generator state, optimiser state, step and the current epoch's permutation live in
+``TrainState`` and are saved with checkpoints, so a resumed run continues the same sequence.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .transitions import TransitionTable
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run where it stopped."""
+
+    step: int = 0  # optimiser steps taken
+    epoch: int = 0  # completed passes over the training split
+    perm: torch.Tensor | None = None  # the current epoch's minibatch order
+    pos: int = 0  # position in ``perm``
+    best_score: torch.Tensor | None = None  # (M,) best holdout error so far
+    best_state: dict[str, torch.Tensor] | None = None  # weights at the best holdout error
+    bad_evals: int = 0  # evaluations since the last improvement
+    done: bool = False  # early stopping fired
+    history: list[dict[str, Any]] = field(default_factory=list)  # one entry per evaluation
+    generator_state: torch.Tensor | None = None
+    optimizer_state: dict[str, Any] | None = None
+    train_time_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainState:
+        return cls(**d)
+
+
+def holdout_score(net, table: TransitionTable, positions: torch.Tensor, device, chunk: int = 8192) -> torch.Tensor:
+    """(M,) mean holdout error of ``net`` over ``table`` rows ``positions``."""
+    net.eval()
+    total, n = None, 0
+    with torch.no_grad():
+        for b in table.chunks(chunk, device, positions):
+            err = net.holdout_error(b).double().sum(0)
+            total = err if total is None else total + err
+            n += b["reward"].shape[0]
+    net.train()
+    return (total / max(n, 1)).float().cpu()
+
+
+def _snapshot(net) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _keep_best(net, state: TrainState, scores: torch.Tensor, improved: torch.Tensor) -> None:
+    if state.best_state is None or scores.numel() == 1:
+        if bool(improved.all()):
+            state.best_state = _snapshot(net)
+        return
+    # Ensemble: copy only the improved members' slices of every member-stacked parameter.
+    current = net.state_dict()
+    params = {name for name, _ in net.named_parameters()}
+    members = torch.nonzero(improved).flatten()
+    for name, value in current.items():
+        if name in params:
+            idx = members.to(value.device)
+            state.best_state[name][idx] = value.detach()[idx].clone()
+
+
+def fit_loop(
+    model,
+    train: TransitionTable,
+    holdout: TransitionTable,
+    state: TrainState,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    progress: bool = True,
+    checkpoint_path: str | None = None,
+) -> TrainState:
+    """Train ``model.net`` until ``config.epochs``/``config.max_steps`` or early stopping; keep the best weights."""
+    from tqdm.auto import tqdm
+
+    cfg, net, device = model.config, model.net, model.device
+    n = len(train)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+    eval_every = cfg.eval_every or steps_per_epoch
+    # A fixed subset of holdout rows, the same at every evaluation and after a resume.
+    hold_gen = torch.Generator().manual_seed(cfg.seed + 7)
+    hold_pos = torch.randperm(len(holdout), generator=hold_gen)
+    if cfg.max_holdout_rows:
+        hold_pos = hold_pos[: cfg.max_holdout_rows]
+    hold_pos = hold_pos.sort().values
+    state.done = False
+    bar = tqdm(total=total_steps, initial=min(state.step, total_steps), disable=not progress,
+               desc=f"fit {model.kind}", leave=False, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    last_parts: dict[str, float] = {}
+    net.train()
+    try:
+        while state.step < total_steps and not state.done:
+            if state.perm is None or state.pos >= state.perm.numel():
+                if state.perm is not None:
+                    state.epoch += 1
+                state.perm = torch.randperm(n, generator=generator)
+                state.pos = 0
+            positions = state.perm[state.pos : state.pos + cfg.batch_size]
+            state.pos += cfg.batch_size
+            batch = train.batch(positions, device)
+            loss, last_parts = net.losses(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"fit {model.kind}: non-finite training loss at step {state.step} (parts {last_parts}); "
+                    "lower config.lr or check the data scale"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            optimizer.step()
+            state.step += 1
+            bar.update(1)
+            if state.step % eval_every == 0 or state.step == total_steps:
+                scores = holdout_score(net, holdout, hold_pos, device)
+                if state.best_score is None:
+                    improved = torch.ones_like(scores, dtype=torch.bool)
+                    state.best_score = scores.clone()
+                else:
+                    improved = scores < state.best_score - cfg.min_improvement * state.best_score.abs()
+                    state.best_score = torch.where(improved, scores, state.best_score)
+                _keep_best(net, state, scores, improved)
+                state.bad_evals = 0 if bool(improved.any()) else state.bad_evals + 1
+                entry = {"step": state.step, "epoch": state.epoch, "train_loss": float(loss.detach()),
+                         "holdout": float(scores.mean()), "best_holdout": float(state.best_score.mean()),
+                         **{f"train_{k}": v for k, v in last_parts.items()}}
+                state.history.append(entry)
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", holdout=f"{entry['holdout']:.4f}",
+                                best=f"{entry['best_holdout']:.4f}")
+                if state.bad_evals >= cfg.patience > 0:
+                    state.done = True
+                state.generator_state = generator.get_state()
+                state.optimizer_state = optimizer.state_dict()
+                if checkpoint_path:
+                    state.train_time_s += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    model.save(checkpoint_path)
+    finally:
+        bar.close()
+        state.train_time_s += time.perf_counter() - t0
+        state.generator_state = generator.get_state()
+        state.optimizer_state = optimizer.state_dict()
+    if state.best_state is not None:
+        net.load_state_dict(state.best_state)
+    if progress:
+        best = state.history[int(np.argmin([h["best_holdout"] for h in state.history]))] if state.history else None
+        why = "early stop" if state.done else "step/epoch limit"
+        where = f", best holdout {best['best_holdout']:.4g} at step {best['step']}" if best else ""
+        tqdm.write(f"fit {model.kind}: {state.step} steps ({state.step / steps_per_epoch:.1f} epochs) in "
+                   f"{state.train_time_s:.1f}s, "
+                   f"{why}{where}; kept the best weights")
+    return state
