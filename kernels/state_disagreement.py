@@ -90,5 +90,6 @@ def aot_specs() -> list[dict]:
     for dtype in ("fp32", "bf16"):
         s = dict(sig, aux_ptr=f"*{dtype}", ded_ptr=f"*{dtype}")
         for block_b, block_s in ((16, 128), (128, 16), (1, 16)):
-            specs.append({"fn": _state_disagreement_kernel, "signature": s, "constexprs": {"BLOCK_B": block_b, "BLOCK_S": block_s}})
+            constexprs = {"BLOCK_B": block_b, "BLOCK_S": block_s}
+            specs.append({"fn": _state_disagreement_kernel, "signature": s, "constexprs": constexprs})
     return specs

@@ -131,7 +131,8 @@ def backend_info(print_summary: bool = False) -> dict[str, dict[str, Any]]:
             runtime = ext.cuda_runtime_error()
             info["cuda"] = {
                 "available": False,
-                "reason": f"CUDA compiled (sm {archs}) but {gpu_text}" + (f"; runtime says {runtime}" if runtime else ""),
+                "reason": f"CUDA compiled (sm {archs}) but {gpu_text}"
+                + (f"; runtime says {runtime}" if runtime else ""),
             }
         else:
             info["cuda"] = {"available": True, "reason": f"CUDA path (sm {archs}) on {gpu_text}"}

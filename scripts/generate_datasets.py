@@ -71,15 +71,15 @@ def write_summary(out: Path) -> Path:
         )
     runs = []
     for ckpt in sorted((out / "cache").glob("*.pt")):
-        import torch
+        from logo_fast.data.policies.td3 import load_result
 
-        payload = torch.load(ckpt, weights_only=False, map_location="cpu")
-        best = max(payload["checkpoints"], key=lambda c: c["eval_return"])
-        curve = ", ".join(f"{c['env_step'] // 1000}k: {c['eval_return']:.0f}" for c in payload["checkpoints"])
+        run = load_result(ckpt, ckpt.with_name(ckpt.stem + "_replay.h5"))
+        e, m = run.checkpoints[run.best_index()], run.checkpoints[run.medium_index()]
+        curve = ", ".join(f"{c['env_step'] / 1000:.1f}k: {c['eval_return']:.0f}" for c in run.checkpoints)
         runs.append(
-            f"- `{ckpt.stem}`: {payload['env_steps']} env steps, {payload['updates']} updates in "
-            f"{payload['wall_s']:.0f} s; random {payload['random_return']:.1f}, best {best['eval_return']:.1f} "
-            f"at {best['env_step']} steps. Eval returns: {curve}"
+            f"- `{ckpt.stem}`: {run.env_steps} env steps, {run.updates} updates in {run.wall_s:.0f} s; "
+            f"random {run.random_return:.1f}; expert ckpt {e['eval_return']:.1f} at {e['env_step']} steps, "
+            f"medium ckpt {m['eval_return']:.1f} at {m['env_step']} steps. Eval returns: {curve}"
         )
     text = (
         "# logo_fast datasets\n\n"
@@ -93,7 +93,9 @@ def write_summary(out: Path) -> Path:
         "## MaMuJoCo behaviour policies (TD3 on the joint action, 10 min wall budget each)\n\n"
         + ("\n".join(runs) or "(none yet)")
         + "\n\n"
-        "Expert = best checkpoint, medium = checkpoint closest to 40% of the way from random to\n"
+        "Expert = best checkpoint after learning started (a nearly untrained Ant actor stands still and\n"
+        "scores ~1000 from the healthy bonus, so pre-training checkpoints are excluded), medium = the\n"
+        "trained checkpoint closest to 40% of the way from random to\n"
         "expert, both acting with Gaussian noise std 0.1; medium-replay = the TD3 replay up to the\n"
         "medium checkpoint. A 10-minute CPU budget on a shared machine reaches far lower returns than\n"
         "published MaMuJoCo experts (which train for millions of steps): read 'expert' as 'best this\n"
@@ -103,6 +105,11 @@ def write_summary(out: Path) -> Path:
         "  mean return sits ~40% of the way from random to expert).\n"
         "- smax:3s_vs_5z: jaxmarl's heuristic does not kite, so it barely beats random there (return\n"
         "  0.30 vs 0.21, and epsilon 0.5 scores 0.34); the quality spread of this map is narrow.\n"
+        "- MaMuJoCo medium-replay follows D4RL (replay up to the medium checkpoint), so it is small\n"
+        "  when the medium checkpoint comes early (Hopper: 10k steps); mixed = that replay (capped at\n"
+        "  half the size) + an equal-size expert half, so it can be smaller than 100k steps too.\n"
+        "- Ant-2x4: the 10-minute run's best trained checkpoint (806) still scores below the nearly\n"
+        "  untrained 5k-step actor (984, which mostly collects the healthy bonus); a weak 'expert'.\n"
     )
     plots = write_plots(out)
     if plots:

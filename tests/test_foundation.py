@@ -131,8 +131,8 @@ def test_wheels_hold_extension_kernels_and_data_and_cuda_0_builds_cpu_only(tmp_p
     site = tmp_path / "site"
     zipfile.ZipFile(cpu_wheel).extractall(site)
     res = _run(
-        "import logo_fast, logo_fast._C as C; assert logo_fast.__file__.startswith(%r); "
-        "print(C.compiled_with_cuda(), repr(C.cuda_archs()))" % str(site),
+        f"import logo_fast, logo_fast._C as C; assert logo_fast.__file__.startswith({str(site)!r}); "
+        "print(C.compiled_with_cuda(), repr(C.cuda_archs()))",
         env={"PYTHONPATH": str(site)}, cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr

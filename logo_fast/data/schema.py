@@ -74,7 +74,9 @@ class DatasetSpec:
         if self.state_dim < 1:
             problems.append(f"state_dim must be >= 1, got {self.state_dim}")
         if self.action_type not in ("discrete", "continuous"):
-            problems.append(f"action_type must be 'discrete' or 'continuous', got {self.action_type!r}")
+            problems.append(
+                f"action_type must be 'discrete' or 'continuous', got {self.action_type!r}"
+            )
         if self.action_type == "discrete" and (self.n_actions < 1 or self.act_dim != 0):
             problems.append("discrete spec needs n_actions >= 1 and act_dim == 0")
         if self.action_type == "continuous" and (self.act_dim < 1 or self.n_actions != 0):
@@ -94,7 +96,8 @@ class DatasetSpec:
             if len(self.agent_act_dims) != self.n_agents:
                 problems.append(f"agent_act_dims has {len(self.agent_act_dims)} entries for {self.n_agents} agents")
             elif max(self.agent_act_dims) != self.act_dim:
-                problems.append(f"act_dim {self.act_dim} must equal the largest agent_act_dims {max(self.agent_act_dims)}")
+                largest = max(self.agent_act_dims)
+                problems.append(f"act_dim {self.act_dim} must equal the largest agent_act_dims {largest}")
         if problems:
             raise ValueError("invalid DatasetSpec:\n  - " + "\n  - ".join(problems))
 
@@ -263,9 +266,10 @@ class OfflineDataset:
         starts, ends = self.episode_bounds()
         if len(episodes) and (episodes.min() < 0 or episodes.max() >= len(starts)):
             raise ValueError(f"episode index out of range [0, {len(starts)})")
-        steps = (
-            np.concatenate([np.arange(starts[e], ends[e]) for e in episodes]) if len(episodes) else np.zeros(0, np.int64)
-        )
+        if len(episodes):
+            steps = np.concatenate([np.arange(starts[e], ends[e]) for e in episodes])
+        else:
+            steps = np.zeros(0, np.int64)
 
         def take(a):
             return None if a is None else np.asarray(a)[steps]

@@ -344,13 +344,17 @@ class LogoNet(WorldNet):
                  else masked_nll(mu, logstd, target, self.obs_target_mask(), cfg.nll_beta))
         l_recon = masked_mse(recon, obs_n, self.obs_mask)
         l_aux = row_mse(aux, self.state_target(batch["state"], batch["next_state"], cfg.predict_delta))
-        # The deductive model learns from the true next observations ...
-        s, r, t, a = self.deduce(self.norm_obs(batch["next_obs"]), state_n, act_in)
-        true_parts = self.outcome_losses(s, self.ded_state_delta, r, t, a, batch)
-        # ... and, through the regulariser, from the local model's own predictions (no gradient
-        # into the local model), so it stays accurate on what it is fed at rollout time.
-        s, r, t, a = self.deduce(pred_next_n.detach(), state_n, act_in)
-        reg_parts = self.outcome_losses(s, self.ded_state_delta, r, t, a, batch)
+        # The deductive model learns from the true next observations and, through the
+        # regulariser, from the local model's own predictions (detached: no gradient into the
+        # local model), so it stays accurate on what it is fed at rollout time. Both passes run
+        # as one batch of 2B rows.
+        B = obs_n.shape[0]
+        s, r, t, a = self.deduce(torch.cat([self.norm_obs(batch["next_obs"]), pred_next_n.detach()]),
+                                 state_n.repeat(2, 1), act_in.repeat(2, 1))
+        true_parts = self.outcome_losses(s[:B], self.ded_state_delta, r[:B], t[:B], None if a is None else a[:B],
+                                         batch)
+        reg_parts = self.outcome_losses(s[B:], self.ded_state_delta, r[B:], t[B:], None if a is None else a[B:],
+                                        batch)
         total = (cfg.w_obs * l_obs.mean() + cfg.w_recon * l_recon.mean() + cfg.w_aux * l_aux.mean()
                  + self._weighted(true_parts) + cfg.w_reg * self._weighted(reg_parts))
         parts = {"obs": l_obs.mean(), "recon": l_recon.mean(), "aux": l_aux.mean(),

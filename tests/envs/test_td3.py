@@ -52,8 +52,9 @@ def test_train_td3_small_run_and_cache(tmp_path, monkeypatch):
     assert np.all(np.diff(result.replay_env_step) > 0)
     assert result.replay.spec.agent_obs_dims == (8, 9, 8)
     b, m = result.best_index(), result.medium_index()
-    assert result.checkpoints[b]["eval_return"] == max(c["eval_return"] for c in result.checkpoints)
-    assert 0 <= m < len(result.checkpoints)
+    trained = [c["eval_return"] for c in result.checkpoints if c["env_step"] > cfg.start_steps]
+    assert result.checkpoints[b]["eval_return"] == max(trained)
+    assert result.checkpoints[m]["env_step"] > cfg.start_steps
 
     ckpt, replay = td3.cache_paths(tmp_path, "mamujoco:Hopper-3x1", 0, cfg)
     td3.save_result(result, ckpt, replay)
@@ -71,3 +72,28 @@ def test_train_td3_small_run_and_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(td3, "train_td3", boom)
     cached = td3.train_or_load("mamujoco:Hopper-3x1", 0, cfg, tmp_path, progress=False)
     assert cached.checkpoints == result.checkpoints
+
+
+def test_expert_and_medium_skip_untrained_checkpoints():
+    """A checkpoint from before learning started never becomes expert or medium (Ant stands still for ~1000)."""
+    from logo_fast.data.policies.td3 import TD3Config, TrainResult
+    from logo_fast.data.toy import make_toy_dataset
+
+    returns = [(5000, 984.0), (10000, 223.0), (20000, 556.0), (30000, 806.0)]
+    result = TrainResult(
+        checkpoints=[{"env_step": s, "eval_return": r, "wall_s": 0.0} for s, r in returns],
+        actor_states=[{} for _ in returns],
+        random_return=-10.0,
+        replay=make_toy_dataset(action_type="continuous"),
+        replay_env_step=np.zeros(8, np.int64),
+        env_steps=30000,
+        updates=25001,
+        wall_s=1.0,
+        config={**TD3Config().__dict__, "start_steps": 5000},
+        state_dim=4,
+        joint_dim=2,
+    )
+    assert result.best_index() == 3
+    # Goal 0.4 of the way from -10 to 806 is 316: 223 (10k) is the closest trained checkpoint.
+    assert result.medium_index(0.4) == 1
+    assert result.medium_index(0.7) == 2

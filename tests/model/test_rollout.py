@@ -170,3 +170,18 @@ def test_imagined_env_parallel_api(fitted_logo, hetero_ds):
     assert env.observation_space("agent_2").shape == (hetero_ds.spec.agent_obs_dims[2],)
     with pytest.raises(ValueError, match="missing action for 'agent_1'"):
         env.step({"agent_0": np.zeros(4, np.int64)})
+
+
+def test_imagined_env_continuous(fitted_logo_cont, hetero_cont_ds):
+    env = ImaginedParallelEnv(fitted_logo_cont, starts=np.arange(5), horizon=2, u_threshold=1e9)
+    obs, infos = env.reset()
+    space = env.action_space("agent_1")
+    assert space.shape == (2,) and np.all(space.high == 1.0)
+    assert "action_mask" not in infos["agent_0"]
+    acts = {a: np.zeros((5, 2), np.float32) for a in env.agents}
+    obs, rew, term, trunc, _ = env.step(acts)
+    assert [obs[a].shape for a in env.possible_agents] == [(5, d) for d in hetero_cont_ds.spec.agent_obs_dims]
+    assert np.isfinite(rew["agent_0"]).all()
+    acts["agent_2"] = np.full((5, 2), 3.0, np.float32)  # outside the action bounds
+    with pytest.raises(ValueError, match="outside \\[action_low, action_high\\]"):
+        env.step(acts)

@@ -169,15 +169,29 @@ class TrainResult:
     state_dim: int
     joint_dim: int
 
+    def candidates(self) -> list[int]:
+        """Checkpoints taken after learning started (env_step > start_steps).
+
+        Earlier ones hold a nearly untrained actor; on Ant and Walker2d such an actor stands
+        still and collects the healthy bonus for 1000 steps, which can out-score a walking
+        policy of a short run, so it must not become "expert".
+        """
+        start = self.config.get("start_steps", 0)
+        trained = [i for i, c in enumerate(self.checkpoints) if c["env_step"] > start]
+        return trained or list(range(len(self.checkpoints)))
+
     def best_index(self) -> int:
-        return int(np.argmax([c["eval_return"] for c in self.checkpoints]))
+        """Expert: the trained checkpoint with the highest evaluation return."""
+        cand = self.candidates()
+        return cand[int(np.argmax([self.checkpoints[i]["eval_return"] for i in cand]))]
 
     def medium_index(self, target: float = 0.4) -> int:
-        """Checkpoint whose normalised return (random 0, expert 1) is closest to ``target``."""
+        """Trained checkpoint whose normalised return (random 0, expert 1) is closest to ``target``."""
         best = self.checkpoints[self.best_index()]["eval_return"]
         span = max(best - self.random_return, 1e-8)
-        scores = [(c["eval_return"] - self.random_return) / span for c in self.checkpoints]
-        return int(np.argmin([abs(s - target) for s in scores]))
+        cand = self.candidates()
+        scores = [(self.checkpoints[i]["eval_return"] - self.random_return) / span for i in cand]
+        return cand[int(np.argmin([abs(s - target) for s in scores]))]
 
     def summary(self) -> dict[str, Any]:
         b, m = self.best_index(), self.medium_index()
