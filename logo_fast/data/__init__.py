@@ -1,5 +1,7 @@
 """Offline multi-agent datasets: schema, validation, file formats, environments, collector."""
 
+from .collect import collect
+from .envs import list_envs, make_env
 from .formats.export import export_augmented, read_augmented
 from .io import HDF5Writer, load, load_extras, materialize, save
 from .schema import DatasetSpec, OfflineDataset
@@ -8,6 +10,9 @@ from .validate import validate_dataset
 
 __all__ = [
     "DatasetSpec",
+    "collect",
+    "list_envs",
+    "make_env",
     "HDF5Writer",
     "OfflineDataset",
     "export_augmented",
