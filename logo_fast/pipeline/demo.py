@@ -55,6 +55,8 @@ class DemoArgs:
     """where the report, plot, checkpoints and summary go"""
     device: str = "cpu"
     """torch device for the models and the replay"""
+    threads: int = 1
+    """torch CPU threads; these models are small, and on 2 busy cores one thread trained 7-20x faster"""
 
 
 def _random_policy(generator: torch.Generator):
@@ -83,6 +85,8 @@ def run_demo(args: DemoArgs) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     torch.manual_seed(args.seed)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
     console.rule(f"[bold]1/4 collect {args.env} ({args.quality}, {args.episodes} episodes, seed {args.seed})")
