@@ -73,7 +73,8 @@ class WorldModel:
 
     # ---- construction -------------------------------------------------------------------------
     def _make_net(self, spec: DatasetSpec) -> WorldNet:
-        raise NotImplementedError
+        # abstract: each model kind (logo, joint, ensemble) builds its own network
+        raise NotImplementedError(f"{type(self).__name__} must define _make_net(spec)")
 
     def _build(self, spec: DatasetSpec) -> None:
         self.spec = spec
