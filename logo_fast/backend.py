@@ -54,6 +54,7 @@ def extension() -> Any | None:
 _extension_error: list[str] = []
 
 
+@functools.cache
 def _cuda_device() -> tuple[bool, str]:
     import torch
 
@@ -110,37 +111,41 @@ def backend_info(print_summary: bool = False) -> dict[str, dict[str, Any]]:
     else:
         info["triton"] = {"available": tri_ok and gpu_ok, "reason": tri_text, "version": tri_version}
 
-    ext = extension()
-    if ext is None:
-        err = _extension_error[-1] if _extension_error else "unknown error"
-        info["extension"] = {"available": False, "reason": f"logo_fast._C failed to load: {err}"}
-        info["cuda"] = {"available": False, "reason": "the extension is not loaded"}
-    else:
-        with_cuda = bool(ext.compiled_with_cuda())
-        archs = ext.cuda_archs() if with_cuda else ""
-        info["extension"] = {
-            "available": True,
-            "reason": "loaded with its C++ CPU path" + (f" and a CUDA path (sm {archs})" if with_cuda else ""),
-            "compiled_with_cuda": with_cuda,
-            "cuda_archs": archs,
-            "path": getattr(ext, "__file__", None),
-        }
-        if not with_cuda:
-            info["cuda"] = {"available": False, "reason": "extension built without CUDA (no nvcc or LOGO_FAST_CUDA=0)"}
-        elif not gpu_ok:
-            runtime = ext.cuda_runtime_error()
-            info["cuda"] = {
-                "available": False,
-                "reason": f"CUDA compiled (sm {archs}) but {gpu_text}"
-                + (f"; runtime says {runtime}" if runtime else ""),
-            }
-        else:
-            info["cuda"] = {"available": True, "reason": f"CUDA path (sm {archs}) on {gpu_text}"}
+    info["extension"], info["cuda"] = _extension_status()
 
     info["selected"] = {"available": True, "reason": requested_backend()}
     if print_summary:
         _print_summary(info)
     return info
+
+
+@functools.cache
+def _extension_status() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(extension entry, cuda entry) of ``backend_info``; cached, since ops ask on every call."""
+    gpu_ok, gpu_text = _cuda_device()
+    ext = extension()
+    if ext is None:
+        err = _extension_error[-1] if _extension_error else "unknown error"
+        return ({"available": False, "reason": f"logo_fast._C failed to load: {err}"},
+                {"available": False, "reason": "the extension is not loaded"})
+    with_cuda = bool(ext.compiled_with_cuda())
+    archs = ext.cuda_archs() if with_cuda else ""
+    ext_entry = {
+        "available": True,
+        "reason": "loaded with its C++ CPU path" + (f" and a CUDA path (sm {archs})" if with_cuda else ""),
+        "compiled_with_cuda": with_cuda,
+        "cuda_archs": archs,
+        "path": getattr(ext, "__file__", None),
+    }
+    if not with_cuda:
+        cuda = {"available": False, "reason": "extension built without CUDA (no nvcc or LOGO_FAST_CUDA=0)"}
+    elif not gpu_ok:
+        runtime = ext.cuda_runtime_error()
+        why = f"CUDA compiled (sm {archs}) but {gpu_text}" + (f"; runtime says {runtime}" if runtime else "")
+        cuda = {"available": False, "reason": why}
+    else:
+        cuda = {"available": True, "reason": f"CUDA path (sm {archs}) on {gpu_text}"}
+    return ext_entry, cuda
 
 
 def _print_summary(info: dict[str, dict[str, Any]]) -> None:
@@ -193,12 +198,12 @@ def choose_backend(op: str, device: Any, impls: Sequence[str]) -> str:
         if name == "extension":
             if on_gpu:
                 return False, "the extension's C++ path serves CPU tensors only"
-            ok = extension() is not None
-            return ok, "" if ok else backend_info()["extension"]["reason"]
+            entry = _extension_status()[0]
+            return entry["available"], entry["reason"]
         if name == "cuda":
             if not on_gpu:
                 return False, f"tensors are on {device}, the CUDA path needs CUDA tensors"
-            entry = backend_info()["cuda"]
+            entry = _extension_status()[1]
             return entry["available"], entry["reason"]
         # triton
         tri_ok, tri_text, _ = _triton_status()
