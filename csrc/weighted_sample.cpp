@@ -105,10 +105,7 @@ void build_cpu(std::uintptr_t weights_ptr, int64_t n_items, std::uintptr_t offse
   const char* where = "logo_fast._C.build_cpu";
   const Layout L = make_layout(where, offsets_ptr, n_segments, n_items, n_blocks);
   Problems p(where);
-  if (n_items > 0 && (weights_ptr == 0 || local_ptr == 0)) p.add("weights/local pointer is null");
-  if (L.n_blocks > 0 && block_total_ptr == 0) p.add("block_total pointer is null");
-  if (block_cum_ptr == 0) p.add("block_cum pointer is null");
-  if (blocks_ptr != 0 && n_listed < 0) p.add("n_listed must be >= 0, got ", n_listed);
+  check_build_args(p, L, n_items, weights_ptr, blocks_ptr, n_listed, local_ptr, block_total_ptr, block_cum_ptr);
   p.raise_if_any();
   const double* w = reinterpret_cast<const double*>(weights_ptr);
   double* local = reinterpret_cast<double*>(local_ptr);

@@ -107,6 +107,16 @@ inline Layout make_layout(const char* where, std::uintptr_t offsets_ptr, int64_t
   return L;
 }
 
+// The pointer checks shared by build_cpu and build_cuda (the CPU and CUDA builds take the same arguments).
+inline void check_build_args(Problems& p, const Layout& L, int64_t n_items, std::uintptr_t weights_ptr,
+                             std::uintptr_t blocks_ptr, int64_t n_listed, std::uintptr_t local_ptr,
+                             std::uintptr_t block_total_ptr, std::uintptr_t block_cum_ptr) {
+  if (n_items > 0 && (weights_ptr == 0 || local_ptr == 0)) p.add("weights/local pointer is null");
+  if (L.n_blocks > 0 && block_total_ptr == 0) p.add("block_total pointer is null");
+  if (block_cum_ptr == 0) p.add("block_cum pointer is null");
+  if (blocks_ptr != 0 && n_listed < 0) p.add("n_listed must be >= 0, got ", n_listed);
+}
+
 inline void check_sample_args(Problems& p, int64_t n, std::uintptr_t out_ptr, int64_t seed, int64_t offset) {
   if (n < 0) p.add("n (draws per segment) must be >= 0, got ", n);
   if (n > 0 && out_ptr == 0) p.add("out pointer is null");
