@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.logo_fast-installed
 SETUP_INPUTS := pyproject.toml setup.py scripts/setup_env.sh $(wildcard csrc/*)
 
-.PHONY: setup demo test lint gpu-check bench clean
+.PHONY: setup demo test lint gpu-check gpu-check-device bench mutate clean
 
 setup: $(STAMP)
 
@@ -28,8 +28,18 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest -q bench --benchmark-enable
 
+# Mutation testing of the core (issue 17): mutmut 3 on a copy of the tree under /tmp (never this one),
+# one worker, about 15 minutes; report in bench/results/mutation/. Not part of `make test` (slow).
+# MUTATE_ARGS="--groups forward,rollout,replay,ops --budget-s 900" chooses groups and budget.
+mutate: $(STAMP)
+	$(PY) scripts/mutate.py $(MUTATE_ARGS)
+
 gpu-check:
 	VENV=$(VENV) bash scripts/gpu_check.sh
+
+# The lent GPU machine as it is (its python3, no package registry): see scripts/gpu_device_check.py.
+gpu-check-device:
+	bash scripts/gpu_check.sh --device
 
 clean:
 	rm -rf build *.egg-info logo_fast/_C*.so runs

@@ -13,6 +13,7 @@ Environment:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -110,6 +111,15 @@ class BuildExt(Pybind11BuildExt):
                     cuda_built = True
         archs = ";".join(_cuda_archs()) if cuda_built else ""
         ext.define_macros.append(("LOGO_FAST_CUDA_ARCHS", f'"{archs}"'))
+        # setuptools reuses a C++ object when it is newer than its source, even when the macros
+        # changed (a CPU-only object would then be linked with the CUDA path): force a rebuild
+        # whenever the macro set differs from the last build's.
+        stamp = Path(self.build_temp) / "logo_fast_macros.txt"
+        macros = repr(sorted(ext.define_macros))
+        if not stamp.is_file() or stamp.read_text() != macros:
+            self.force = True
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(macros)
         if cuda_built:
             _log(f"CUDA path compiled for sm_{archs.replace(';', ', sm_')}")
         else:
@@ -127,6 +137,7 @@ class BuildExt(Pybind11BuildExt):
         gencode += ["-gencode", f"arch=compute_{newest},code=compute_{newest}"]
         flags = [
             "-O3",
+            "-lineinfo",  # compute-sanitizer and ncu name source lines; no effect on the code
             "-std=c++17",
             "-Xcompiler",
             "-fPIC",
@@ -136,8 +147,12 @@ class BuildExt(Pybind11BuildExt):
             *gencode,
         ]
 
+        # The object's name carries the flags (archs included) and nvcc's path: an object built for
+        # other archs or flags is never reused.
+        key = hashlib.sha256("\0".join([nvcc, *flags]).encode()).hexdigest()[:12]
+
         def compile_one(src: Path) -> str:
-            obj = out_dir / (src.stem + ".o")
+            obj = out_dir / f"{src.stem}-{key}.o"
             if obj.exists() and obj.stat().st_mtime > max(
                 src.stat().st_mtime, *(h.stat().st_mtime for h in CSRC.glob("*.h"))
             ):

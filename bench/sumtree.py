@@ -1,9 +1,9 @@
 """A vectorised NumPy sum tree: the classic prioritized-replay structure, used as a comparator.
 
-TorchRL's C++ segment tree (torchrl._torchrl.SumSegmentTreeFp64) was the intended comparator,
-but its compiled extension does not load against torch 2.13 (undefined symbol at import), so
-this stand-in plays its part: the same O(log N) update and O(log N) per-draw descent, with
-NumPy doing each tree level for all draws at once.
+The compiled comparators are cpprb's C++ segment tree (the `bench` extra) and, where it loads,
+TorchRL's SumSegmentTreeFp64 (torchrl 0.14.1's extension does not load against torch 2.13:
+undefined symbol at import). This one has the same O(log N) update and O(log N) per-draw descent,
+with NumPy doing each tree level for all draws at once.
 """
 
 from __future__ import annotations

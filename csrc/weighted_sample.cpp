@@ -1,11 +1,17 @@
 // Weighted sampling, C++ CPU path (std::thread, no OpenMP) and the pybind11 bindings of both
 // paths. The arithmetic lives in weighted_sample.h, shared with the CUDA path.
+// (Over 600 lines on purpose: every binding sits next to the argument checks it runs, for both paths.)
 //
 // Bindings take raw pointers (tensor.data_ptr() as Python ints), sizes, seeds and, for CUDA,
 // a device index and a cudaStream_t (torch.cuda.current_stream().cuda_stream). Buffers are
 // float64 (weights, local, block_total, block_cum) and int64 (offsets, blocks, out). The
 // Python side (logo_fast/ops/weighted_sample.py) allocates every buffer; nothing here owns memory.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -13,6 +19,7 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -80,187 +87,304 @@ class FirstBad {
   std::atomic<int64_t> idx_{-1};
 };
 
-// Sequential exclusive prefix of block totals for the given segments (left to right, the spec).
-void prefix_over_blocks(const Layout& L, const std::vector<int64_t>& segments, const double* block_total,
-                        double* block_cum, int threads) {
-  parallel_for(static_cast<int64_t>(segments.size()), 16, threads, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t s = segments[static_cast<size_t>(t)];
-      double* cum = block_cum + L.cum_base(s);
-      const double* tot = block_total + L.block_base[s];
-      const int64_t nb = L.block_base[s + 1] - L.block_base[s];
-      double acc = 0.0;
-      cum[0] = 0.0;
-      for (int64_t k = 0; k < nb; ++k) {
-        acc += tot[k];
-        cum[k + 1] = acc;
-      }
-    }
-  });
-}
+// Level offsets of one segment, computed once per call.
+struct SegTree {
+  int64_t p_off[kMaxLevels], t_off[kMaxLevels];
+  int D = 0;
+  int64_t len = 0;
+  const double* w = nullptr;
+  double* tree = nullptr;
+  SegTree(const Layout& L, const double* weights, double* tree_all, int64_t s) {
+    len = L.seg_len(s);
+    D = level_offsets(len, p_off, t_off, nullptr);
+    w = weights + L.seg_start(s);
+    tree = tree_all + L.tree_off[s];
+  }
+  double total() const { return tree[t_off[D - 1]]; }
+  void node(int l, int64_t g) const { recompute_node(w, len, tree, p_off, t_off, l, g); }
+  // Nodes [g0, g1] of level l and, level by level, their ancestors.
+  void range(int64_t g0, int64_t g1, int l0 = 0) const {
+    for (int l = l0; l < D; ++l, g0 >>= kFanBits, g1 >>= kFanBits)
+      for (int64_t g = g0; g <= g1; ++g) node(l, g);
+  }
+};
 
+// Full build of every segment; the weights are checked on the way (first bad index reported).
 void build_cpu(std::uintptr_t weights_ptr, int64_t n_items, std::uintptr_t offsets_ptr, int64_t n_segments,
-               std::uintptr_t blocks_ptr, int64_t n_listed, std::uintptr_t local_ptr, std::uintptr_t block_total_ptr,
-               std::uintptr_t block_cum_ptr, int64_t n_blocks, int64_t num_threads) {
+               std::uintptr_t tree_ptr, int64_t n_tree, int64_t num_threads) {
   const char* where = "logo_fast._C.build_cpu";
-  const Layout L = make_layout(where, offsets_ptr, n_segments, n_items, n_blocks);
+  const Layout L = make_layout(where, offsets_ptr, n_segments, n_items, n_tree);
   Problems p(where);
-  check_build_args(p, L, n_items, weights_ptr, blocks_ptr, n_listed, local_ptr, block_total_ptr, block_cum_ptr);
+  check_tree_args(p, L, weights_ptr, tree_ptr);
   p.raise_if_any();
   const double* w = reinterpret_cast<const double*>(weights_ptr);
-  double* local = reinterpret_cast<double*>(local_ptr);
-  double* block_total = reinterpret_cast<double*>(block_total_ptr);
-  double* block_cum = reinterpret_cast<double*>(block_cum_ptr);
+  double* tree = reinterpret_cast<double*>(tree_ptr);
   const int threads = resolve_threads(num_threads);
-
-  // Which blocks to rebuild: all, or a listed subset (sorted, deduplicated, range-checked).
-  std::vector<int64_t> listed;
-  const bool all = blocks_ptr == 0;
-  if (!all) {
-    const int64_t* bl = reinterpret_cast<const int64_t*>(blocks_ptr);
-    listed.assign(bl, bl + n_listed);
-    std::sort(listed.begin(), listed.end());
-    listed.erase(std::unique(listed.begin(), listed.end()), listed.end());
-    if (!listed.empty() && (listed.front() < 0 || listed.back() >= L.n_blocks)) {
-      p.add("block ids must lie in [0, ", L.n_blocks, "), got ", listed.front() < 0 ? listed.front() : listed.back());
-      p.raise_if_any();
-    }
-  }
-  const int64_t n_work = all ? L.n_blocks : static_cast<int64_t>(listed.size());
-
   FirstBad bad;
-  parallel_for(n_work, 8, threads, [&](int64_t b0, int64_t b1) {
-    for (int64_t t = b0; t < b1; ++t) {
-      const int64_t b = all ? t : listed[static_cast<size_t>(t)];
-      int64_t start, end;
-      L.block_range(b, &start, &end);
-      double acc = 0.0;
+  // Level 0 of every segment, in parallel over chunks of one segment's nodes.
+  for (int64_t s = 0; s < L.n_segments; ++s) {
+    const SegTree t(L, w, tree, s);
+    const int64_t m0 = level_nodes(t.len, 0);
+    parallel_for(m0, 4096, threads, [&](int64_t g0, int64_t g1) {
       bool ok = true;
-      for (int64_t i = start; i < end; ++i) {
-        const double wi = w[i];
-        ok &= valid_weight(wi);
-        acc += wi;
-        local[i] = acc;
-      }
+      const int64_t end = std::min(t.len, g1 * kFanout);
+      for (int64_t i = g0 * kFanout; i < end; ++i) ok &= valid_weight(t.w[i]);
       if (!ok) {
-        for (int64_t i = start; i < end; ++i)
-          if (!valid_weight(w[i])) {
-            bad.offer(i);
+        for (int64_t i = g0 * kFanout; i < end; ++i)
+          if (!valid_weight(t.w[i])) {
+            bad.offer(L.seg_start(s) + i);
             break;
           }
       }
-      block_total[b] = acc;
-    }
-  });
+      for (int64_t g = g0; g < g1; ++g) t.node(0, g);
+    });
+  }
   if (bad.get() >= 0) {
     p.add("weights[", bad.get(), "] = ", w[bad.get()], ": every weight must be finite and >= 0");
     p.raise_if_any();
   }
-
-  std::vector<int64_t> segments;
-  if (all) {
-    segments.resize(static_cast<size_t>(L.n_segments));
-    for (int64_t s = 0; s < L.n_segments; ++s) segments[static_cast<size_t>(s)] = s;
-  } else {
-    for (int64_t b : listed) {
-      const int64_t s = L.segment_of_block(b);
-      if (segments.empty() || segments.back() != s) segments.push_back(s);
+  parallel_for(L.n_segments, 16, threads, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const SegTree t(L, w, tree, s);
+      for (int l = 0; l < t.D; ++l) {
+        const int64_t m = level_nodes(t.len, l);
+        if (l > 0)
+          for (int64_t g = 0; g < m; ++g) t.node(l, g);
+        for (int64_t g = m; g < totals_entries(m); ++g) t.tree[t.t_off[l] + g] = 0.0;  // padding
+      }
     }
-  }
-  prefix_over_blocks(L, segments, block_total, block_cum, threads);
-  for (int64_t s : segments) {
-    const double total = block_cum[L.cum_base(s) + (L.block_base[s + 1] - L.block_base[s])];
-    if (!std::isfinite(total)) {
-      p.add("segment ", s, ": the weights sum to ", total, " (overflow); scale them down");
-    }
+  });
+  for (int64_t s = 0; s < L.n_segments; ++s) {
+    const double total = segment_total(L, tree, s);
+    if (!std::isfinite(total)) p.add("segment ", s, ": the weights sum to ", total, " (overflow); scale them down");
   }
   p.raise_if_any();
 }
 
-// Total of segment s from the built structure.
-double segment_total(const Layout& L, const double* block_cum, int64_t s) {
-  return block_cum[L.cum_base(s) + (L.block_base[s + 1] - L.block_base[s])];
+// Recompute the ancestors of the touched items: a ring run, or a list of global indices.
+void recompute_touched(const Layout& L, const double* w, double* tree, const int64_t* items, int64_t start,
+                       int64_t k, std::vector<int64_t>& touched_segments) {
+  touched_segments.clear();
+  if (k == 0) return;
+  if (items == nullptr) {
+    const SegTree t(L, w, tree, 0);
+    const int64_t n = L.n_items;
+    const int64_t first_end = std::min(n, start + k);
+    t.range(start >> kFanBits, (first_end - 1) >> kFanBits);
+    if (start + k > n) t.range(0, (start + k - n - 1) >> kFanBits);
+    touched_segments.push_back(0);
+    return;
+  }
+  if (L.n_segments == 1) {
+    // Level by level (a node is recomputed after all its children are final), no sort: where a
+    // level has few nodes for k items a bitmap drops the repeats; where it has many, repeats are
+    // rare and recomputing one twice is harmless (same inputs, same bits).
+    thread_local std::vector<uint64_t> seen;
+    const SegTree t(L, w, tree, 0);
+    for (int l = 0; l < t.D; ++l) {
+      const int64_t m = level_nodes(t.len, l);
+      const int sh = kFanBits * (l + 1);
+      if (m <= 64 * k) {
+        seen.assign(static_cast<size_t>((m + 63) / 64), 0);
+        for (int64_t q = 0; q < k; ++q) {
+          const int64_t g = items[q] >> sh;
+          uint64_t& word = seen[static_cast<size_t>(g >> 6)];
+          const uint64_t bit = uint64_t{1} << (g & 63);
+          if (word & bit) continue;
+          word |= bit;
+          t.node(l, g);
+        }
+      } else {
+        for (int64_t q = 0; q < k; ++q) t.node(l, items[q] >> sh);
+      }
+    }
+    touched_segments.push_back(0);
+    return;
+  }
+  // Several segments: (segment, local index) of each item, sorted, so each node is recomputed
+  // once per level.
+  thread_local std::vector<std::pair<int64_t, int64_t>> pos;
+  thread_local std::vector<int64_t> nodes;
+  pos.resize(static_cast<size_t>(k));
+  bool sorted = true;
+  for (int64_t t = 0; t < k; ++t) {
+    const int64_t i = items[t];
+    const int64_t s = L.segment_of_item(i);
+    pos[t] = {s, i - L.offsets[s]};
+    if (t > 0 && pos[t] < pos[t - 1]) sorted = false;
+  }
+  if (!sorted) std::sort(pos.begin(), pos.end());
+  size_t a = 0;
+  while (a < pos.size()) {
+    const int64_t s = pos[a].first;
+    size_t b = a;
+    nodes.clear();
+    for (; b < pos.size() && pos[b].first == s; ++b) {
+      const int64_t g = pos[b].second >> kFanBits;
+      if (nodes.empty() || nodes.back() != g) nodes.push_back(g);
+    }
+    const SegTree t(L, w, tree, s);
+    for (int l = 0; l < t.D; ++l) {
+      size_t out = 0;
+      for (size_t q = 0; q < nodes.size(); ++q) {
+        t.node(l, nodes[q]);
+        const int64_t up = nodes[q] >> kFanBits;
+        if (out == 0 || nodes[out - 1] != up) nodes[out++] = up;
+      }
+      nodes.resize(out);
+    }
+    touched_segments.push_back(s);
+    a = b;
+  }
 }
 
-void sample_with_replacement_cpu(const Layout& L, const double* w, const double* local, const double* block_cum,
-                                 int64_t n, uint64_t seed, uint64_t offset, int64_t* out, int threads) {
+// Set k weights and recompute their ancestors, all or nothing: every argument and value is
+// checked before anything is written, and a write whose totals overflow is undone (the tree is
+// a fixed function of the weights, so restoring them restores its bits). Repeated indices take
+// their last value. Returns (change in the number of positive weights, total of segment 0).
+std::pair<int64_t, double> update_cpu(std::uintptr_t weights_ptr, int64_t n_items, std::uintptr_t offsets_ptr,
+                                      int64_t n_segments, std::uintptr_t tree_ptr, int64_t n_tree,
+                                      std::uintptr_t items_ptr, int64_t start, std::uintptr_t values_ptr, int64_t k,
+                                      int64_t limit) {
+  const char* where = "logo_fast._C.update_cpu";
+  const Layout L = make_layout(where, offsets_ptr, n_segments, n_items, n_tree);
+  Problems p(where);
+  check_tree_args(p, L, weights_ptr, tree_ptr);
+  check_update_args(p, L, items_ptr, start, k, values_ptr, limit);
+  p.raise_if_any();
+  double* w = reinterpret_cast<double*>(weights_ptr);
+  double* tree = reinterpret_cast<double*>(tree_ptr);
+  const int64_t* items = reinterpret_cast<const int64_t*>(items_ptr);
+  const double* values = reinterpret_cast<const double*>(values_ptr);
+  int64_t bad_index = 0, first_index = -1, nonfinite = 0, first_nonfinite = -1, negative = 0, first_negative = -1;
+  for (int64_t t = 0; t < k; ++t) {
+    if (items && (items[t] < 0 || items[t] >= limit)) {
+      if (bad_index++ == 0) first_index = t;
+    }
+    const double v = values[t];
+    if (!std::isfinite(v)) {
+      if (nonfinite++ == 0) first_nonfinite = t;
+    } else if (v < 0.0) {
+      if (negative++ == 0) first_negative = t;
+    }
+  }
+  if (bad_index) {
+    p.add(bad_index, " indices outside [0, ", limit, ") (first: indices[", first_index, "] = ", items[first_index],
+          ")");
+  }
+  if (nonfinite) p.add("weights has ", nonfinite, " NaN/Inf entries (first at ", first_nonfinite, ")");
+  if (negative) p.add("weights has ", negative, " negative entries (first at ", first_negative, ")");
+  p.raise_if_any();
+  thread_local std::vector<double> old;
+  thread_local std::vector<int64_t> segs;
+  old.resize(static_cast<size_t>(k));
+  int64_t delta = 0;
+  for (int64_t t = 0; t < k; ++t) {
+    const int64_t i = items ? items[t] : (start + t) % L.n_items;
+    old[t] = w[i];
+    delta += (values[t] > 0.0 ? 1 : 0) - (w[i] > 0.0 ? 1 : 0);
+    w[i] = values[t];
+  }
+  recompute_touched(L, w, tree, items, start, k, segs);
+  for (int64_t s : segs) {
+    const double total = segment_total(L, tree, s);
+    if (!std::isfinite(total)) p.add("segment ", s, ": the weights would sum to ", total, " (overflow); scale them down");
+  }
+  if (!p.empty()) {
+    for (int64_t t = k - 1; t >= 0; --t) w[items ? items[t] : (start + t) % L.n_items] = old[t];  // reverse: duplicates
+    recompute_touched(L, w, tree, items, start, k, segs);
+    p.raise_if_any();
+  }
+  const double total0 = L.n_segments == 1 ? segment_total(L, tree, 0) : std::numeric_limits<double>::quiet_NaN();
+  return {delta, total0};
+}
+
+void sample_with_replacement_cpu(const Layout& L, const double* w, const double* tree, int64_t n, uint64_t seed,
+                                 uint64_t offset, uint32_t tag, int64_t* out, int threads) {
   const int64_t draws = L.n_segments * n;
-  // Threads start at ~4k draws: below that, spawning costs more than the searches.
+  // Threads start at ~4k draws: below that, spawning costs more than the descents.
   parallel_for(draws, 4096, threads, [&](int64_t d0, int64_t d1) {
-    // Groups of independent draws searched in lockstep keep several cache misses in flight.
-    constexpr int G = 8;
+    // Groups of independent draws descend in lockstep, keeping several cache misses in flight.
+    constexpr int G = 32;
     int64_t d = d0;
     while (d < d1) {
       const int64_t s = d / n;
       const int64_t seg_end_draw = std::min(d1, (s + 1) * n);
-      const int64_t start = L.seg_start(s), len = L.seg_len(s);
-      const double* cum = block_cum + L.cum_base(s);
-      const int64_t nb = L.block_base[s + 1] - L.block_base[s];
-      const double total = cum[nb];
+      const SegTree t(L, w, const_cast<double*>(tree), s);
+      const double total = t.total();
       const uint32_t stream = static_cast<uint32_t>(s);
       for (; d + G <= seg_end_draw; d += G) {
-        double u[G];
-        const double* base[G];
+        double r[G];
+        int64_t node[G];
         for (int g = 0; g < G; ++g) {
           const uint64_t j = static_cast<uint64_t>(d + g - s * n);
-          u[g] = uniform_draw(seed, offset + j, stream) * total;
-          base[g] = cum + 1;
+          const Philox4 x = philox_at(seed, offset + j, stream, tag);
+          r[g] = uniform53(x.x[0], x.x[1]) * total;
+          node[g] = 0;
         }
-        // Lockstep branch-free search over the block prefix (same result as upper_bound).
-        int64_t m = nb;
-        while (m > 1) {
-          const int64_t half = m >> 1;
-          for (int g = 0; g < G; ++g) base[g] = (base[g][half] <= u[g]) ? base[g] + half : base[g];
-          m -= half;
-        }
-        int64_t k[G];
-        double r[G];
-        const double* lb[G];
-        int64_t bend[G];
-        bool simple = true;
-        for (int g = 0; g < G; ++g) {
-          k[g] = (base[g] - (cum + 1)) + (*base[g] <= u[g] ? 1 : 0);
-          if (k[g] == nb) {
-            simple = false;
-            continue;
+        bool rounding = false;
+        for (int l = t.D - 1; l >= 0; --l) {
+          const double* base = t.tree + t.p_off[l];
+          for (int g = 0; g < G; ++g) {
+            const double* pn = base + node[g] * kFanout;
+            int e = 0;
+            for (int k = 0; k < kFanout; ++k) e += pn[k] <= r[g] ? 1 : 0;
+            rounding |= e == kFanout;  // rare: the group is redone below by descend's exact fallback
+            e &= kFanout - 1;
+            // Branch-free "p[e - 1], or 0 for e = 0": entries are finite, so x * 0.0 == 0.0 exactly.
+            r[g] = r[g] - pn[(e + kFanout - 1) & (kFanout - 1)] * static_cast<double>(e != 0);
+            node[g] = node[g] * kFanout + e;
           }
-          r[g] = u[g] - cum[k[g]];
-          const int64_t bstart = start + k[g] * kBlockSize;
-          bend[g] = (k[g] + 1) * kBlockSize < len ? bstart + kBlockSize : start + len;
-          lb[g] = local + bstart;
-          if (bend[g] - bstart != kBlockSize) simple = false;
         }
-        if (!simple) {
-          // A short last block or a rounding fallback: take the exact single-draw path.
+        if (rounding) {
           for (int g = 0; g < G; ++g) {
             const uint64_t j = static_cast<uint64_t>(d + g - s * n);
-            out[d + g] = sample_one(w, local, cum, start, len, uniform_draw(seed, offset + j, stream));
+            const Philox4 x = philox_at(seed, offset + j, stream, tag);
+            node[g] = descend(t.tree, t.p_off, t.t_off, t.D, uniform53(x.x[0], x.x[1]));
           }
-          continue;
         }
-        int64_t mm = kBlockSize;
-        while (mm > 1) {
-          const int64_t half = mm >> 1;
-          for (int g = 0; g < G; ++g) lb[g] = (lb[g][half] <= r[g]) ? lb[g] + half : lb[g];
-          mm -= half;
-        }
-        for (int g = 0; g < G; ++g) {
-          int64_t i = (lb[g] - local) + (*lb[g] <= r[g] ? 1 : 0);
-          if (i == bend[g]) {
-            const int64_t bstart = bend[g] - kBlockSize;
-            i = bend[g] - 1;
-            while (i > bstart && !(w[i] > 0.0)) --i;
-          }
-          out[d + g] = i - start;
-        }
+        for (int g = 0; g < G; ++g) out[d + g] = node[g];
       }
       for (; d < seg_end_draw; ++d) {
         const uint64_t j = static_cast<uint64_t>(d - s * n);
-        out[d] = sample_one(w, local, cum, start, len, uniform_draw(seed, offset + j, stream));
+        const Philox4 x = philox_at(seed, offset + j, stream, tag);
+        out[d] = descend(t.tree, t.p_off, t.t_off, t.D, uniform53(x.x[0], x.x[1]));
       }
     }
   });
 }
+
+// Open-addressing set of item indices (phase A's "already drawn").
+class IndexSet {
+ public:
+  explicit IndexSet(int64_t expected) {
+    size_t cap = 16;
+    while (cap < static_cast<size_t>(2 * expected + 2)) cap <<= 1;
+    slots_.assign(cap, -1);
+    mask_ = cap - 1;
+  }
+  bool insert(int64_t i) {  // true when new
+    size_t h = static_cast<size_t>((static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull) >> 20) & mask_;
+    while (slots_[h] >= 0) {
+      if (slots_[h] == i) return false;
+      h = (h + 1) & mask_;
+    }
+    slots_[h] = i;
+    return true;
+  }
+  bool contains(int64_t i) const {
+    size_t h = static_cast<size_t>((static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull) >> 20) & mask_;
+    while (slots_[h] >= 0) {
+      if (slots_[h] == i) return true;
+      h = (h + 1) & mask_;
+    }
+    return false;
+  }
+
+ private:
+  std::vector<int64_t> slots_;
+  size_t mask_ = 0;
+};
 
 using KeyIdx = std::pair<double, int64_t>;
 struct KeyLess {
@@ -268,9 +392,9 @@ struct KeyLess {
 };
 
 // Keys of items [begin, end) of one segment that fall below t (all positive items when t is
-// +inf), appended to `out`; returns how many items have a positive weight.
+// +inf) and are not excluded, appended to `out`; returns how many such items have w > 0.
 int64_t collect_keys(const double* ws, int64_t begin, int64_t end, uint32_t stream, uint64_t seed, double t,
-                     std::vector<KeyIdx>& out) {
+                     const IndexSet& excluded, std::vector<KeyIdx>& out) {
   int64_t positives = 0;
   auto consider = [&](int64_t i, uint32_t a, uint32_t b) {
     const double wi = ws[i];
@@ -279,7 +403,7 @@ int64_t collect_keys(const double* ws, int64_t begin, int64_t end, uint32_t stre
     const double u = uniform53_open0(a, b);
     if (key_surely_at_least(u, wi, t)) return;  // most items stop here, before any logarithm
     const double key = -portable_log(u) / wi;
-    if (key < t || std::isinf(t)) out.emplace_back(key, i);
+    if ((key < t || std::isinf(t)) && !excluded.contains(i)) out.emplace_back(key, i);
   };
   int64_t i = begin;
   if (i < end && (i & 1)) {
@@ -299,24 +423,43 @@ int64_t collect_keys(const double* ws, int64_t begin, int64_t end, uint32_t stre
   return positives;
 }
 
-// Exponential keys (Gumbel-top-k). Keys below a per-segment threshold t are collected, with t
-// first set so that about 2n keys fall below it (P(key < t) <= w t, so E[count] <= 2n), and
-// raised until at least n do; then the n smallest (key, index) pairs are taken in order.
-void sample_without_replacement_cpu(const Layout& L, const double* w, const double* block_cum, int64_t n,
-                                    uint64_t seed, int64_t* out, int threads, Problems& p) {
+// Successive sampling without replacement (see weighted_sample.h): phase A draws candidates
+// from the tree (O(n log N) for n << N), phase B takes exponential keys over the rest only
+// when the mass is concentrated on few items.
+void sample_without_replacement_cpu(const Layout& L, const double* w, const double* tree, int64_t n, uint64_t seed,
+                                    int64_t* out, int threads, Problems& p) {
   const int64_t S = L.n_segments;
+  const int64_t M = phase_a_candidates(n);
+  std::vector<int64_t> found(static_cast<size_t>(S), 0);
+  std::vector<std::unique_ptr<IndexSet>> chosen(static_cast<size_t>(S));
+  parallel_for(S, 1, threads, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const SegTree t(L, w, const_cast<double*>(tree), s);
+      chosen[s].reset(new IndexSet(n));
+      int64_t c = 0;
+      for (int64_t j = 0; j < M && c < n; ++j) {
+        const Philox4 x = philox_at(seed, static_cast<uint64_t>(j), static_cast<uint32_t>(s), kTagDistinct);
+        const int64_t i = descend(t.tree, t.p_off, t.t_off, t.D, uniform53(x.x[0], x.x[1]));
+        if (chosen[s]->insert(i)) out[s * n + c++] = i;
+      }
+      found[s] = c;
+    }
+  });
+  std::vector<int64_t> pending;
+  for (int64_t s = 0; s < S; ++s)
+    if (found[s] < n) pending.push_back(s);
+  if (pending.empty()) return;
+  // Phase B. Keys below a per-segment threshold t are collected, with t first set so that about
+  // 2 (n - c) keys fall below it (P(key < t) <= w t), raised until enough do.
   const int64_t room = 4 * n + 64;
-  std::vector<double> t(static_cast<size_t>(S));
-  for (int64_t s = 0; s < S; ++s) {
-    const int64_t len = L.seg_len(s);
-    const double total = segment_total(L, block_cum, s);
-    t[s] = len <= room ? std::numeric_limits<double>::infinity() : 2.0 * static_cast<double>(n) / total;
+  std::vector<double> thr(static_cast<size_t>(S));
+  for (int64_t s : pending) {
+    const double total = segment_total(L, tree, s);
+    thr[s] = L.seg_len(s) <= room ? std::numeric_limits<double>::infinity()
+                                  : 2.0 * static_cast<double>(n - found[s]) / total;
   }
-  std::vector<std::vector<KeyIdx>> found(static_cast<size_t>(S));
-  std::vector<int64_t> pending(static_cast<size_t>(S));
-  for (int64_t s = 0; s < S; ++s) pending[s] = s;
+  std::vector<std::vector<KeyIdx>> keys(static_cast<size_t>(S));
   for (int round = 0; !pending.empty(); ++round) {
-    // Tasks: chunks of the pending segments, about one per thread for a big segment.
     struct Task {
       int64_t s, begin, end;
     };
@@ -329,63 +472,62 @@ void sample_without_replacement_cpu(const Layout& L, const double* w, const doub
     std::vector<std::vector<KeyIdx>> part(tasks.size());
     std::vector<int64_t> positives(tasks.size(), 0);
     parallel_for(static_cast<int64_t>(tasks.size()), 1, threads, [&](int64_t t0, int64_t t1) {
-      for (int64_t k = t0; k < t1; ++k) {
-        const Task& task = tasks[static_cast<size_t>(k)];
-        positives[k] = collect_keys(w + L.seg_start(task.s), task.begin, task.end, static_cast<uint32_t>(task.s), seed,
-                                    t[task.s], part[k]);
+      for (int64_t q = t0; q < t1; ++q) {
+        const Task& task = tasks[static_cast<size_t>(q)];
+        positives[q] = collect_keys(w + L.seg_start(task.s), task.begin, task.end, static_cast<uint32_t>(task.s),
+                                    seed, thr[task.s], *chosen[task.s], part[q]);
       }
     });
     std::vector<int64_t> still;
-    size_t k = 0;
+    size_t q = 0;
     for (int64_t s : pending) {
-      int64_t count = 0, pos = 0;
-      std::vector<KeyIdx>& mine = found[s];
+      int64_t pos = 0;
+      std::vector<KeyIdx>& mine = keys[s];
       mine.clear();
-      for (; k < tasks.size() && tasks[k].s == s; ++k) {
-        count += static_cast<int64_t>(part[k].size());
-        pos += positives[k];
-        mine.insert(mine.end(), part[k].begin(), part[k].end());
+      for (; q < tasks.size() && tasks[q].s == s; ++q) {
+        pos += positives[q];
+        mine.insert(mine.end(), part[q].begin(), part[q].end());
       }
-      if (count >= n) continue;
-      if (std::isinf(t[s])) {
+      const int64_t need = n - found[s];
+      if (static_cast<int64_t>(mine.size()) >= need) continue;
+      if (std::isinf(thr[s])) {
         p.add("segment ", s, ": cannot draw ", n, " items without replacement from ", pos, " positive weights");
         continue;
       }
       // Mass concentrated on few items: widen the threshold and look again.
-      t[s] = round >= 48 ? std::numeric_limits<double>::infinity() : t[s] * 16.0;
+      thr[s] = round >= 48 ? std::numeric_limits<double>::infinity() : thr[s] * 16.0;
       still.push_back(s);
     }
     p.raise_if_any();
+    if (still.empty()) break;
     pending.swap(still);
   }
-  parallel_for(S, 1, threads, [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s) {
-      std::vector<KeyIdx>& all = found[s];
-      // Select the n smallest in O(size), then order only those.
-      std::nth_element(all.begin(), all.begin() + (n - 1), all.end(), KeyLess());
-      std::sort(all.begin(), all.begin() + n, KeyLess());
-      for (int64_t j = 0; j < n; ++j) out[s * n + j] = all[static_cast<size_t>(j)].second;
-    }
-  });
+  for (int64_t s = 0; s < S; ++s) {
+    if (found[s] >= n) continue;
+    std::vector<KeyIdx>& all = keys[s];
+    const int64_t need = n - found[s];
+    // Select the smallest in O(size), then order only those.
+    std::nth_element(all.begin(), all.begin() + (need - 1), all.end(), KeyLess());
+    std::sort(all.begin(), all.begin() + need, KeyLess());
+    for (int64_t j = 0; j < need; ++j) out[s * n + found[s] + j] = all[static_cast<size_t>(j)].second;
+  }
 }
 
 void sample_cpu(std::uintptr_t weights_ptr, int64_t n_items, std::uintptr_t offsets_ptr, int64_t n_segments,
-                std::uintptr_t local_ptr, std::uintptr_t block_cum_ptr, int64_t n_blocks, int64_t n, bool replacement,
-                int64_t seed, int64_t offset, std::uintptr_t out_ptr, int64_t num_threads) {
+                std::uintptr_t tree_ptr, int64_t n_tree, int64_t n, bool replacement, int64_t seed, int64_t offset,
+                std::uintptr_t out_ptr, int64_t num_threads) {
   const char* where = "logo_fast._C.sample_cpu";
-  const Layout L = make_layout(where, offsets_ptr, n_segments, n_items, n_blocks);
+  const Layout L = make_layout(where, offsets_ptr, n_segments, n_items, n_tree);
   Problems p(where);
   check_sample_args(p, n, out_ptr, seed, offset);
-  if (n_items > 0 && (weights_ptr == 0 || local_ptr == 0)) p.add("weights/local pointer is null");
-  if (block_cum_ptr == 0) p.add("block_cum pointer is null");
+  check_tree_args(p, L, weights_ptr, tree_ptr);
   p.raise_if_any();
   if (n == 0) return;
   const double* w = reinterpret_cast<const double*>(weights_ptr);
-  const double* local = reinterpret_cast<const double*>(local_ptr);
-  const double* block_cum = reinterpret_cast<const double*>(block_cum_ptr);
+  const double* tree = reinterpret_cast<const double*>(tree_ptr);
   int64_t* out = reinterpret_cast<int64_t*>(out_ptr);
   for (int64_t s = 0; s < L.n_segments; ++s) {
-    const double total = segment_total(L, block_cum, s);
+    const double total = segment_total(L, tree, s);
     if (L.seg_len(s) == 0) {
       p.add("segment ", s, " is empty");
     } else if (!(total > 0.0)) {
@@ -397,10 +539,10 @@ void sample_cpu(std::uintptr_t weights_ptr, int64_t n_items, std::uintptr_t offs
   p.raise_if_any();
   const int threads = resolve_threads(num_threads);
   if (replacement) {
-    sample_with_replacement_cpu(L, w, local, block_cum, n, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
+    sample_with_replacement_cpu(L, w, tree, n, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset), kTagDraw,
                                 out, threads);
   } else {
-    sample_without_replacement_cpu(L, w, block_cum, n, static_cast<uint64_t>(seed), out, threads, p);
+    sample_without_replacement_cpu(L, w, tree, n, static_cast<uint64_t>(seed), out, threads, p);
   }
 }
 
@@ -415,7 +557,6 @@ void sample_cpu(std::uintptr_t weights_ptr, int64_t n_items, std::uintptr_t offs
 
 void register_weighted_sample(py::module_& m) {
   using namespace ws;
-  m.attr("BLOCK_SIZE") = py::int_(kBlockSize);
 
   m.def(
       "philox4x32_10",
@@ -452,77 +593,142 @@ void register_weighted_sample(py::module_& m) {
       py::arg("seed"), py::arg("item"), py::arg("stream"), py::arg("w"),
       "Exponential key -log(U')/w of one item (test hook)");
 
+  m.attr("FANOUT") = py::int_(kFanout);
+  m.def(
+      "tree_size", [](int64_t len) {
+        if (len < 0) throw std::invalid_argument("tree_size: len must be >= 0");
+        return tree_size(len);
+      },
+      py::arg("len"), "float64 entries of the prefix tree of one segment of len items (test hook)");
+  m.def(
+      "choose_child",
+      [](std::vector<double> node, double r) {
+        if (node.size() != static_cast<size_t>(kFanout)) throw std::invalid_argument("choose_child: 8 entries");
+        return choose_child(node.data(), r);
+      },
+      py::arg("node"), py::arg("r"), "Child picked in one node (8 prefix entries) for residual r (test hook)");
+
+  m.def(
+      "advise_hugepages",
+      [](std::uintptr_t ptr, int64_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+        // Only the whole 2 MiB pages inside [ptr, ptr + bytes); memory not yet touched then
+        // faults in as huge pages, so a draw's few random node reads miss the TLB far less.
+        const std::uintptr_t page = std::uintptr_t{1} << 21;
+        const std::uintptr_t lo = (ptr + page - 1) & ~(page - 1), hi = (ptr + static_cast<std::uintptr_t>(bytes)) & ~(page - 1);
+        if (bytes > 0 && hi > lo) return madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE) == 0;
+#else
+        (void)ptr, (void)bytes;
+#endif
+        return false;
+      },
+      py::arg("ptr"), py::arg("bytes"),
+      "Ask the kernel for transparent huge pages on a host buffer (a hint; False when not applied)");
   m.def(
       "build_cpu",
-      [](std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments, std::uintptr_t blocks,
-         int64_t n_listed, std::uintptr_t local, std::uintptr_t block_total, std::uintptr_t block_cum,
-         int64_t n_blocks, int64_t num_threads) {
+      [](std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments, std::uintptr_t tree,
+         int64_t n_tree, int64_t num_threads) {
         py::gil_scoped_release release;
-        build_cpu(weights, n_items, offsets, n_segments, blocks, n_listed, local, block_total, block_cum, n_blocks,
-                  num_threads);
+        build_cpu(weights, n_items, offsets, n_segments, tree, n_tree, num_threads);
       },
-      py::arg("weights"), py::arg("n_items"), py::arg("offsets"), py::arg("n_segments"), py::arg("blocks"),
-      py::arg("n_listed"), py::arg("local"), py::arg("block_total"), py::arg("block_cum"), py::arg("n_blocks"),
-      py::arg("num_threads") = 0,
-      R"(Rebuild the prefix blocks of the listed blocks (blocks=0: all) and the block prefix of their segments.
+      py::arg("weights"), py::arg("n_items"), py::arg("offsets"), py::arg("n_segments"), py::arg("tree"),
+      py::arg("n_tree"), py::arg("num_threads") = 0,
+      R"(Build the prefix tree of every segment.
 
-weights: float64 (n_items,); offsets: int64 (n_segments + 1,); blocks: int64 (n_listed,) global block ids;
-local: float64 (n_items,); block_total: float64 (n_blocks,); block_cum: float64 (n_blocks + n_segments,).
-All host memory. Raises ValueError for a negative/NaN/Inf weight, bad offsets or wrong buffer sizes.)");
+weights: float64 (n_items,); offsets: int64 (n_segments + 1,); tree: float64 (n_tree,), n_tree from
+tree_layout(offsets). All host memory. Raises ValueError for a negative/NaN/Inf weight, a total that
+overflows, bad offsets or a wrong buffer size.)");
+  m.def(
+      "update_cpu",
+      [](std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments, std::uintptr_t tree,
+         int64_t n_tree, std::uintptr_t items, int64_t start, std::uintptr_t values, int64_t k, int64_t limit) {
+        std::pair<int64_t, double> r;
+        {
+          py::gil_scoped_release release;
+          r = update_cpu(weights, n_items, offsets, n_segments, tree, n_tree, items, start, values, k, limit);
+        }
+        return py::make_tuple(r.first, r.second);
+      },
+      py::arg("weights"), py::arg("n_items"), py::arg("offsets"), py::arg("n_segments"), py::arg("tree"),
+      py::arg("n_tree"), py::arg("items"), py::arg("start"), py::arg("values"), py::arg("k"), py::arg("limit"),
+      R"(Set k weights and recompute their ancestors in O(k log n), all or nothing.
+
+items: int64 (k,) global indices in [0, limit) (last occurrence wins), or 0 for the ring run
+(start + t) % n_items, t < k (one segment); values: float64 (k,). Every value and index is checked
+before anything is written; a write whose total overflows is undone. Returns (change in the number of
+positive weights, total of segment 0 (NaN when there are several)).)");
   m.def(
       "sample_cpu",
-      [](std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments, std::uintptr_t local,
-         std::uintptr_t block_cum, int64_t n_blocks, int64_t n, bool replacement, int64_t seed, int64_t offset,
-         std::uintptr_t out, int64_t num_threads) {
+      [](std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments, std::uintptr_t tree,
+         int64_t n_tree, int64_t n, bool replacement, int64_t seed, int64_t offset, std::uintptr_t out,
+         int64_t num_threads) {
         py::gil_scoped_release release;
-        sample_cpu(weights, n_items, offsets, n_segments, local, block_cum, n_blocks, n, replacement, seed, offset, out,
+        sample_cpu(weights, n_items, offsets, n_segments, tree, n_tree, n, replacement, seed, offset, out,
                    num_threads);
       },
-      py::arg("weights"), py::arg("n_items"), py::arg("offsets"), py::arg("n_segments"), py::arg("local"),
-      py::arg("block_cum"), py::arg("n_blocks"), py::arg("n"), py::arg("replacement"), py::arg("seed"),
-      py::arg("offset"), py::arg("out"), py::arg("num_threads") = 0,
-      R"(Draw n indices per segment from the built structure into out: int64 (n_segments, n), local to each segment.
+      py::arg("weights"), py::arg("n_items"), py::arg("offsets"), py::arg("n_segments"), py::arg("tree"),
+      py::arg("n_tree"), py::arg("n"), py::arg("replacement"), py::arg("seed"), py::arg("offset"), py::arg("out"),
+      py::arg("num_threads") = 0,
+      R"(Draw n indices per segment from the built tree into out: int64 (n_segments, n), local to each segment.
 
 Raises ValueError when a segment is empty or all-zero, or (without replacement) has fewer than n positive weights.)");
 
   m.def(
       "build_cuda",
-      [](std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments, std::uintptr_t blocks,
-         int64_t n_listed, std::uintptr_t local, std::uintptr_t block_total, std::uintptr_t block_cum,
-         int64_t n_blocks, int device, std::uintptr_t stream) {
+      [](std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments, std::uintptr_t tree,
+         int64_t n_tree, std::uintptr_t meta, int device, std::uintptr_t stream) {
 #if defined(LOGO_FAST_WITH_CUDA)
         py::gil_scoped_release release;
-        build_cuda(weights, n_items, offsets, n_segments, blocks, n_listed, local, block_total, block_cum, n_blocks,
-                   device, stream);
+        build_cuda(weights, n_items, offsets, n_segments, tree, n_tree, meta, device, stream);
 #else
-        (void)weights, (void)n_items, (void)offsets, (void)n_segments, (void)blocks, (void)n_listed, (void)local;
-        (void)block_total, (void)block_cum, (void)n_blocks, (void)device, (void)stream;
+        (void)weights, (void)n_items, (void)offsets, (void)n_segments, (void)tree, (void)n_tree, (void)meta;
+        (void)device, (void)stream;
         no_cuda();
 #endif
       },
-      py::arg("weights"), py::arg("n_items"), py::arg("offsets"), py::arg("n_segments"), py::arg("blocks"),
-      py::arg("n_listed"), py::arg("local"), py::arg("block_total"), py::arg("block_cum"), py::arg("n_blocks"),
-      py::arg("device"), py::arg("stream"),
-      "build_cpu on a CUDA device: offsets in host memory, every other buffer in device memory; runs on `stream`");
+      py::arg("weights"), py::arg("n_items"), py::arg("offsets"), py::arg("n_segments"), py::arg("tree"),
+      py::arg("n_tree"), py::arg("meta"), py::arg("device"), py::arg("stream"),
+      "build_cpu on a CUDA device: offsets in host memory, meta (offsets, tree_off int64) and the buffers in "
+      "device memory; runs on `stream`");
+  m.def(
+      "recompute_cuda",
+      [](std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments, std::uintptr_t tree,
+         int64_t n_tree, std::uintptr_t meta, std::uintptr_t items, int64_t start, int64_t k, int device,
+         std::uintptr_t stream) {
+#if defined(LOGO_FAST_WITH_CUDA)
+        py::gil_scoped_release release;
+        recompute_cuda(weights, n_items, offsets, n_segments, tree, n_tree, meta, items, start, k, device, stream);
+#else
+        (void)weights, (void)n_items, (void)offsets, (void)n_segments, (void)tree, (void)n_tree, (void)meta;
+        (void)items, (void)start, (void)k, (void)device, (void)stream;
+        no_cuda();
+#endif
+      },
+      py::arg("weights"), py::arg("n_items"), py::arg("offsets"), py::arg("n_segments"), py::arg("tree"),
+      py::arg("n_tree"), py::arg("meta"), py::arg("items"), py::arg("start"), py::arg("k"), py::arg("device"),
+      py::arg("stream"),
+      "Recompute the tree ancestors of k items (device list of distinct global indices, or the ring run from "
+      "start when items is 0) after their weights were written; no checks of the values, no sync");
   m.def(
       "sample_cuda",
-      [](std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments, std::uintptr_t local,
-         std::uintptr_t block_cum, int64_t n_blocks, int64_t n, bool replacement, int64_t seed, int64_t offset,
+      [](std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments, std::uintptr_t tree,
+         int64_t n_tree, std::uintptr_t meta, int64_t n, bool replacement, int64_t seed, int64_t offset,
          std::uintptr_t out, int device, std::uintptr_t stream) {
 #if defined(LOGO_FAST_WITH_CUDA)
         py::gil_scoped_release release;
-        sample_cuda(weights, n_items, offsets, n_segments, local, block_cum, n_blocks, n, replacement, seed, offset,
-                    out, device, stream);
+        sample_cuda(weights, n_items, offsets, n_segments, tree, n_tree, meta, n, replacement, seed, offset, out,
+                    device, stream);
 #else
-        (void)weights, (void)n_items, (void)offsets, (void)n_segments, (void)local, (void)block_cum, (void)n_blocks;
-        (void)n, (void)replacement, (void)seed, (void)offset, (void)out, (void)device, (void)stream;
+        (void)weights, (void)n_items, (void)offsets, (void)n_segments, (void)tree, (void)n_tree, (void)meta, (void)n;
+        (void)replacement, (void)seed, (void)offset, (void)out, (void)device, (void)stream;
         no_cuda();
 #endif
       },
-      py::arg("weights"), py::arg("n_items"), py::arg("offsets"), py::arg("n_segments"), py::arg("local"),
-      py::arg("block_cum"), py::arg("n_blocks"), py::arg("n"), py::arg("replacement"), py::arg("seed"),
-      py::arg("offset"), py::arg("out"), py::arg("device"), py::arg("stream"),
-      "sample_cpu on a CUDA device: offsets in host memory, every other buffer in device memory; runs on `stream`");
+      py::arg("weights"), py::arg("n_items"), py::arg("offsets"), py::arg("n_segments"), py::arg("tree"),
+      py::arg("n_tree"), py::arg("meta"), py::arg("n"), py::arg("replacement"), py::arg("seed"), py::arg("offset"),
+      py::arg("out"), py::arg("device"), py::arg("stream"),
+      "sample_cpu on a CUDA device. With replacement: one kernel launch, no copy, no sync (the caller checks "
+      "that every segment has a positive total; a segment without one gets -1)");
 }
 
 }  // namespace logo_fast

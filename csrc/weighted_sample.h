@@ -7,30 +7,40 @@
 // exponential variates use a logarithm written out below with unfused multiply/add, so its
 // bits do not depend on the compiler's libm or on FMA contraction.
 //
-// The sampling structure ("prefix blocks"). Items form S segments (independent weight
-// vectors; offsets[s]..offsets[s+1]). Each segment is cut into blocks of kBlockSize items:
-//   local[i]        inclusive prefix sum of w inside i's block (float64, left to right)
-//   block_total[b]  sum of block b (== local of its last item)
-//   block_cum       per segment s, nb_s + 1 entries starting at block_base[s] + s:
-//                   0, t0, t0 + t1, ... (exclusive prefix of block totals, then the total)
-// Changing k items costs O(k + blocks touched * kBlockSize) plus O(number of blocks) for the
-// small prefix over blocks, never O(all items). A draw is two binary searches.
+// The sampling structure ("prefix tree"). Items form S segments (independent weight vectors;
+// offsets[s]..offsets[s+1]). Each segment owns an 8-ary tree stored level by level in one
+// float64 buffer `tree` (segment s starts at tree_off[s]). Level l has m_l = ceil(max(len, 1) /
+// 8^(l + 1)) nodes; the top level (l = D - 1) has one. Level l stores
+//   P_l  (8 m_l)            per node g, the inclusive prefix, left to right, of its 8 children's
+//                           values (child c = 8 g + e: the weight of item c at level 0, the total
+//                           of node c of level l - 1 above it; children past the end count 0)
+//   T_l  (8 ceil(m_l / 8))  node totals T_l[g] = P_l[8 g + 7], zero-padded; level l + 1 reads
+//                           its children's values from here (one cache line per node)
+// laid out [P_0][T_0][P_1][T_1]...; the segment's total is T_{D-1}[0]. Every entry is a fixed
+// function of the weights (no running deltas), so an incremental update leaves exactly the
+// bits a full build would, on every device. Changing k items recomputes their ancestors:
+// O(k D) nodes of 8 additions, D = ceil(log8 n). A draw descends from the top: one 64-byte
+// node per level, a count of 8 comparisons, one subtraction.
 //
 // The exact spec (the pure-PyTorch reference in logo_fast/reference/weighted_sample.py does
-// the same operations in the same order; CPU results match it bit for bit):
+// the same operations in the same order; CPU and CUDA results match it bit for bit):
 //   draw j of segment s, with replacement:
 //     x = philox4x32_10(counter = {lo32(offset + j), hi32(offset + j), s, kTagDraw},
 //                       key = {lo32(seed), hi32(seed)})
-//     U = uniform53(x0, x1) in [0, 1);  u = U * total_s
-//     block k = first k with block_cum[k + 1] > u  (k = last block with a positive total if none)
-//     r = u - block_cum[k];  item = first i in block k with local[i] > r
-//     (the last positive-weight item of the block if none: rounding only)
-//   without replacement (exponential keys, i.e. Gumbel-top-k):
-//     x = philox4x32_10({lo32(i / 2), hi32(i / 2), s, kTagKey}, seed): one call serves items
-//     2m (words x0, x1) and 2m + 1 (words x2, x3), i local to the segment;
-//     key_i = -log(U'_i) / w_i with U'_i = uniform53_open0 of the item's two words;
-//     over items with w_i > 0 take the n smallest (key, i) pairs in ascending order. That
-//     order is the order of successive sampling without replacement.
+//     U = uniform53(x0, x1) in [0, 1);  r = U * total_s (rounded on its own)
+//     from the top node down: e = #{entries p[e'] <= r} (the first entry > r; the prefix is
+//     monotone, so a zero-weight child is never chosen); e == 8 happens only by rounding and
+//     takes the last entry with mass; r -= p[e - 1] (0 for e = 0); child = 8 node + e.
+//   without replacement (successive sampling, i.e. the Plackett-Luce order):
+//     phase A: candidates j = 0 .. M - 1, M = 4n + 64, drawn as above with counter j and tag
+//       kTagDistinct; the first n distinct items in candidate order are the result;
+//     phase B (only when phase A found c < n distinct): exponential keys
+//       x = philox4x32_10({lo32(i / 2), hi32(i / 2), s, kTagKey}, seed): one call serves items
+//       2m (words x0, x1) and 2m + 1 (words x2, x3), i local to the segment;
+//       key_i = -log(U'_i) / w_i with U'_i = uniform53_open0 of the item's two words;
+//       over items with w_i > 0 not chosen in phase A, the n - c smallest (key, i) pairs in
+//       ascending order follow the phase A items. Either phase samples the remaining items in
+//       proportion to their weights, so the concatenation is exact successive sampling.
 #pragma once
 
 #include <cstdint>
@@ -38,8 +48,10 @@
 
 #if defined(__CUDACC__)
 #define LF_HD __host__ __device__ __forceinline__
+#define LF_UNROLL _Pragma("unroll")
 #else
 #define LF_HD inline
+#define LF_UNROLL
 #endif
 
 // Exact CPU/GPU parity of the logarithm needs every multiply and add rounded on its own. nvcc
@@ -61,13 +73,16 @@
 namespace logo_fast {
 namespace ws {
 
-// Items per block of the prefix structure. The CUDA build kernel scans one block with
-// 256 threads x 4 items; the Python reference reads this value from the extension's BLOCK_SIZE.
-constexpr int64_t kBlockSize = 1024;
+// Children per node of the prefix tree (one 64-byte cache line of float64 per node).
+constexpr int kFanout = 8;
+constexpr int kFanBits = 3;
+// Levels of the largest segment (2^63 items): ceil(63 / 3).
+constexpr int kMaxLevels = 21;
 
 // Philox counter word 3: which stream of numbers a counter belongs to.
 constexpr uint32_t kTagDraw = 0u;  // with-replacement draws
-constexpr uint32_t kTagKey = 1u;   // exponential keys of the without-replacement path
+constexpr uint32_t kTagKey = 1u;   // exponential keys of the without-replacement path (phase B)
+constexpr uint32_t kTagDistinct = 2u;  // candidate draws of the without-replacement path (phase A)
 
 constexpr uint32_t kPhiloxM0 = 0xD2511F53u;
 constexpr uint32_t kPhiloxM1 = 0xCD9E8D57u;
@@ -202,47 +217,105 @@ LF_HD double uniform_draw(uint64_t seed, uint64_t counter, uint32_t stream) {
   return uniform53(r.x[0], r.x[1]);
 }
 
-LF_HD int64_t num_blocks(int64_t len) { return (len + kBlockSize - 1) / kBlockSize; }
-
-// First index i in [lo, hi) with a[i] > x, or hi. Branch-free halving, so a batch of
-// independent searches keeps many loads in flight.
-LF_HD int64_t upper_bound(const double* a, int64_t lo, int64_t hi, double x) {
-  int64_t n = hi - lo;
-  if (n <= 0) return hi;
-  const double* base = a + lo;
-  while (n > 1) {
-    const int64_t half = n >> 1;
-    base = (base[half] <= x) ? base + half : base;
-    n -= half;
-  }
-  return (base - a) + (*base <= x ? 1 : 0);
+// ---- tree layout -------------------------------------------------------------------------
+// Nodes of level l of a segment of len items: ceil(max(len, 1) / 8^(l + 1)).
+LF_HD int64_t level_nodes(int64_t len, int l) {
+  const int64_t n = len > 0 ? len : 1;
+  const int sh = kFanBits * (l + 1);
+  return sh >= 63 ? 1 : ((n - 1) >> sh) + 1;
 }
 
-// One draw with replacement from segment [seg_start, seg_start + seg_len).
-//   w, local: full item arrays; seg_cum: the segment's nb + 1 block_cum entries;
-//   U in [0, 1). Returns the item index relative to seg_start. Needs total > 0 (checked by
-//   the callers before any draw).
-LF_HD int64_t sample_one(const double* w, const double* local, const double* seg_cum, int64_t seg_start,
-                         int64_t seg_len, double U) {
-  const int64_t nb = num_blocks(seg_len);
-  const double total = seg_cum[nb];
-  const double u = LF_MUL(U, total);  // rounded on its own: r below must not be an FMA
-  int64_t k = upper_bound(seg_cum + 1, 0, nb, u);
-  if (k == nb) {
-    // u rounded up to the total: take the last block that has mass.
-    k = nb - 1;
-    while (k > 0 && !(seg_cum[k + 1] > seg_cum[k])) --k;
+// Number of levels D (the smallest with one node at level D - 1).
+LF_HD int tree_levels(int64_t len) {
+  int l = 0;
+  while (level_nodes(len, l) > 1) ++l;
+  return l + 1;
+}
+
+// Entries of T_l: the node totals of level l, zero-padded to whole nodes of level l + 1.
+LF_HD int64_t totals_entries(int64_t m) { return ((m + kFanout - 1) / kFanout) * kFanout; }
+
+// Offsets (from the segment's tree start) of P_l and T_l for l < D; returns D. Also the size
+// of the segment's tree in `size` when non-null.
+LF_HD int level_offsets(int64_t len, int64_t* p_off, int64_t* t_off, int64_t* size) {
+  int64_t at = 0;
+  int l = 0;
+  for (;; ++l) {
+    const int64_t m = level_nodes(len, l);
+    p_off[l] = at;
+    at += m * kFanout;
+    t_off[l] = at;
+    at += totals_entries(m);
+    if (m == 1) break;
   }
-  const double r = LF_SUB(u, seg_cum[k]);
-  const int64_t bstart = seg_start + k * kBlockSize;
-  const int64_t bend = (k + 1) * kBlockSize < seg_len ? bstart + kBlockSize : seg_start + seg_len;
-  int64_t i = upper_bound(local, bstart, bend, r);
-  if (i == bend) {
-    // r is past the block's sum only through rounding: take its last positive item.
-    i = bend - 1;
-    while (i > bstart && !(w[i] > 0.0)) --i;
+  if (size) *size = at;
+  return l + 1;
+}
+
+LF_HD int64_t tree_size(int64_t len) {
+  int64_t p[kMaxLevels], t[kMaxLevels], size = 0;
+  level_offsets(len, p, t, &size);
+  return size;
+}
+
+// Recompute node g of level l of one segment from its children; returns its total.
+//   seg_w: the segment's weights (len items); seg_tree: the segment's tree.
+// Left-to-right sums, each rounded on its own: the same bits on every device.
+LF_HD double recompute_node(const double* seg_w, int64_t len, double* seg_tree, const int64_t* p_off,
+                            const int64_t* t_off, int l, int64_t g) {
+  double v[kFanout];
+  const int64_t c0 = g * kFanout;
+  if (l == 0) {
+    if (c0 + kFanout <= len) {
+LF_UNROLL
+      for (int e = 0; e < kFanout; ++e) v[e] = seg_w[c0 + e];
+    } else {
+LF_UNROLL
+      for (int e = 0; e < kFanout; ++e) v[e] = c0 + e < len ? seg_w[c0 + e] : 0.0;
+    }
+  } else {
+    const double* src = seg_tree + t_off[l - 1] + c0;  // zero-padded: no bounds to check
+LF_UNROLL
+    for (int e = 0; e < kFanout; ++e) v[e] = src[e];
   }
-  return i - seg_start;
+  double* p = seg_tree + p_off[l] + c0;
+  double acc = 0.0;
+LF_UNROLL
+  for (int e = 0; e < kFanout; ++e) {
+    acc = LF_ADD(acc, v[e]);
+    p[e] = acc;
+  }
+  seg_tree[t_off[l] + g] = acc;
+  return acc;
+}
+
+// Child of a node for residual r: the first entry > r, i.e. the count of entries <= r (the
+// prefix is monotone). 8 only by rounding (r at or past the node's total): then the last entry
+// that adds mass. Never a child with no mass when the node has some.
+LF_HD int choose_child(const double* p, double r) {
+  int e = 0;
+LF_UNROLL
+  for (int k = 0; k < kFanout; ++k) e += (p[k] <= r) ? 1 : 0;
+  if (e == kFanout) {
+    e = kFanout - 1;
+    while (e > 0 && !(p[e] > p[e - 1])) --e;
+  }
+  return e;
+}
+
+// One draw from a segment's tree with U in [0, 1). Returns the item index within the segment.
+// Needs total > 0 (callers check before any draw).
+LF_HD int64_t descend(const double* seg_tree, const int64_t* p_off, const int64_t* t_off, int D, double U) {
+  const double total = seg_tree[t_off[D - 1]];
+  double r = LF_MUL(U, total);  // rounded on its own: must not fuse with the subtraction below
+  int64_t node = 0;
+  for (int l = D - 1; l >= 0; --l) {
+    const double* p = seg_tree + p_off[l] + node * kFanout;
+    const int e = choose_child(p, r);
+    r = LF_SUB(r, e > 0 ? p[e - 1] : 0.0);
+    node = node * kFanout + e;
+  }
+  return node;
 }
 
 // A weight the sampler accepts: finite and >= 0 (NaN fails both comparisons).

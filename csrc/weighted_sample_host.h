@@ -40,40 +40,30 @@ class Problems {
   std::vector<std::string> items_;
 };
 
-// Where every segment and block lives.
+// Where every segment and its tree live.
 struct Layout {
   int64_t n_items = 0;
   int64_t n_segments = 0;
-  int64_t n_blocks = 0;               // over all segments
+  int64_t n_tree = 0;                 // float64 entries of the tree buffer, all segments
   std::vector<int64_t> offsets;       // (S + 1,) item offsets
-  std::vector<int64_t> block_base;    // (S + 1,) first block of each segment
+  std::vector<int64_t> tree_off;      // (S + 1,) tree offsets
 
   int64_t seg_start(int64_t s) const { return offsets[s]; }
   int64_t seg_len(int64_t s) const { return offsets[s + 1] - offsets[s]; }
-  // Index of the segment's first block_cum entry; the segment owns nb_s + 1 entries.
-  int64_t cum_base(int64_t s) const { return block_base[s] + s; }
-  int64_t n_cum() const { return n_blocks + n_segments; }
-  int64_t segment_of_block(int64_t b) const {
-    // first s with block_base[s + 1] > b
-    int64_t lo = 0, hi = n_segments;
+  // Segment of global item i (offsets[s] <= i < offsets[s + 1]; empty segments skipped).
+  int64_t segment_of_item(int64_t i) const {
+    int64_t lo = 0, hi = n_segments;  // first s with offsets[s + 1] > i
     while (lo < hi) {
       const int64_t mid = (lo + hi) / 2;
-      if (block_base[mid + 1] > b) hi = mid; else lo = mid + 1;
+      if (offsets[mid + 1] > i) hi = mid; else lo = mid + 1;
     }
     return lo;
   }
-  // Item range [start, end) of global block b.
-  void block_range(int64_t b, int64_t* start, int64_t* end) const {
-    const int64_t s = segment_of_block(b);
-    *start = offsets[s] + (b - block_base[s]) * kBlockSize;
-    const int64_t e = *start + kBlockSize;
-    *end = e < offsets[s + 1] ? e : offsets[s + 1];
-  }
 };
 
-// Reads and checks the offsets (host memory) and the buffer sizes the caller allocated.
+// Reads and checks the offsets (host memory) and the tree size the caller allocated.
 inline Layout make_layout(const char* where, std::uintptr_t offsets_ptr, int64_t n_segments, int64_t n_items,
-                          int64_t n_blocks_given) {
+                          int64_t n_tree_given) {
   Problems p(where);
   if (n_segments < 1) p.add("n_segments must be >= 1, got ", n_segments);
   if (n_items < 0) p.add("n_items must be >= 0, got ", n_items);
@@ -96,25 +86,27 @@ inline Layout make_layout(const char* where, std::uintptr_t offsets_ptr, int64_t
     }
   }
   p.raise_if_any();
-  L.block_base.assign(n_segments + 1, 0);
-  for (int64_t s = 0; s < n_segments; ++s) L.block_base[s + 1] = L.block_base[s] + num_blocks(L.seg_len(s));
-  L.n_blocks = L.block_base[n_segments];
-  if (n_blocks_given != L.n_blocks) {
-    p.add("the block buffers were sized for ", n_blocks_given, " blocks, the offsets need ", L.n_blocks,
-          " (block_total: (n_blocks,), block_cum: (n_blocks + n_segments,))");
+  L.tree_off.assign(n_segments + 1, 0);
+  for (int64_t s = 0; s < n_segments; ++s) L.tree_off[s + 1] = L.tree_off[s] + tree_size(L.seg_len(s));
+  L.n_tree = L.tree_off[n_segments];
+  if (n_tree_given != L.n_tree) {
+    p.add("the tree buffer holds ", n_tree_given, " entries, the offsets need ", L.n_tree,
+          " (logo_fast.reference.weighted_sample.tree_layout gives the size)");
   }
   p.raise_if_any();
   return L;
 }
 
-// The pointer checks shared by build_cpu and build_cuda (the CPU and CUDA builds take the same arguments).
-inline void check_build_args(Problems& p, const Layout& L, int64_t n_items, std::uintptr_t weights_ptr,
-                             std::uintptr_t blocks_ptr, int64_t n_listed, std::uintptr_t local_ptr,
-                             std::uintptr_t block_total_ptr, std::uintptr_t block_cum_ptr) {
-  if (n_items > 0 && (weights_ptr == 0 || local_ptr == 0)) p.add("weights/local pointer is null");
-  if (L.n_blocks > 0 && block_total_ptr == 0) p.add("block_total pointer is null");
-  if (block_cum_ptr == 0) p.add("block_cum pointer is null");
-  if (blocks_ptr != 0 && n_listed < 0) p.add("n_listed must be >= 0, got ", n_listed);
+// Total of segment s of a built tree (host memory).
+inline double segment_total(const Layout& L, const double* tree, int64_t s) {
+  int64_t po[kMaxLevels], to[kMaxLevels];
+  const int D = level_offsets(L.seg_len(s), po, to, nullptr);
+  return tree[L.tree_off[s] + to[D - 1]];
+}
+
+inline void check_tree_args(Problems& p, const Layout& L, std::uintptr_t weights_ptr, std::uintptr_t tree_ptr) {
+  if (L.n_items > 0 && weights_ptr == 0) p.add("weights pointer is null");
+  if (tree_ptr == 0) p.add("tree pointer is null");
 }
 
 inline void check_sample_args(Problems& p, int64_t n, std::uintptr_t out_ptr, int64_t seed, int64_t offset) {
@@ -124,15 +116,35 @@ inline void check_sample_args(Problems& p, int64_t n, std::uintptr_t out_ptr, in
   if (offset < 0) p.add("offset must be >= 0, got ", offset);
 }
 
+// Candidate draws of phase A of sampling without replacement (see weighted_sample.h).
+inline int64_t phase_a_candidates(int64_t n) { return 4 * n + 64; }
+
+// Which items an update touches: a list of global indices (items != 0, k of them) or, with
+// items == 0, the ring run (start + t) % n_items for t < k (one segment only).
+inline void check_update_args(Problems& p, const Layout& L, std::uintptr_t items_ptr, int64_t start, int64_t k,
+                              std::uintptr_t values_ptr, int64_t limit) {
+  if (k < 0) p.add("k must be >= 0, got ", k);
+  if (k > 0 && values_ptr == 0) p.add("values pointer is null");
+  if (limit < 0 || limit > L.n_items) p.add("limit must lie in [0, ", L.n_items, "], got ", limit);
+  if (items_ptr == 0 && k > 0) {
+    if (L.n_segments != 1) p.add("a ring run needs one segment, got ", L.n_segments);
+    if (start < 0 || start >= L.n_items) p.add("start must lie in [0, ", L.n_items, "), got ", start);
+    if (k > L.n_items) p.add("a ring run of ", k, " items exceeds the ", L.n_items, " slots");
+  }
+}
+
 #if defined(LOGO_FAST_WITH_CUDA)
-// CUDA entry points (weighted_sample_cuda.cu). Pointers: weights/local/block_total/block_cum/
-// blocks/out are device memory on `device`; offsets is host memory. `stream` is a cudaStream_t.
+// CUDA entry points (weighted_sample_cuda.cu). Pointers: weights/tree/items/values/out are
+// device memory on `device`; offsets is host memory; meta (device) holds offsets (S + 1) then
+// tree_off (S + 1) as int64, kept on the device by the caller. `stream` is a cudaStream_t.
 void build_cuda(std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments,
-                std::uintptr_t blocks, int64_t n_listed, std::uintptr_t local, std::uintptr_t block_total,
-                std::uintptr_t block_cum, int64_t n_blocks, int device, std::uintptr_t stream);
+                std::uintptr_t tree, int64_t n_tree, std::uintptr_t meta, int device, std::uintptr_t stream);
+void recompute_cuda(std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments,
+                    std::uintptr_t tree, int64_t n_tree, std::uintptr_t meta, std::uintptr_t items, int64_t start,
+                    int64_t k, int device, std::uintptr_t stream);
 void sample_cuda(std::uintptr_t weights, int64_t n_items, std::uintptr_t offsets, int64_t n_segments,
-                 std::uintptr_t local, std::uintptr_t block_cum, int64_t n_blocks, int64_t n, bool replacement,
-                 int64_t seed, int64_t offset, std::uintptr_t out, int device, std::uintptr_t stream);
+                 std::uintptr_t tree, int64_t n_tree, std::uintptr_t meta, int64_t n, bool replacement, int64_t seed,
+                 int64_t offset, std::uintptr_t out, int device, std::uintptr_t stream);
 #endif
 
 }  // namespace ws

@@ -5,4 +5,4 @@ when its op runs on the Triton backend. Every module defines ``aot_specs()``: co
 CI compiles for an H100 target with no GPU, checking register and shared-memory use.
 """
 
-KERNEL_MODULES = ("state_disagreement",)
+KERNEL_MODULES = ("state_disagreement", "logo_step", "local_predict", "global_aggregate")

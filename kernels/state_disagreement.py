@@ -8,6 +8,8 @@ The reference is logo_fast/reference/state_disagreement.py.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -63,21 +65,23 @@ def state_disagreement_triton(aux: torch.Tensor, ded: torch.Tensor, inv_std: tor
         return out
     block_b, block_s = _tiles(B, S)
     grid = (triton.cdiv(B, block_b),)
-    _state_disagreement_kernel[grid](
-        aux,
-        ded,
-        inv_std,
-        out,
-        B,
-        S,
-        aux.stride(0),
-        aux.stride(1),
-        ded.stride(0),
-        ded.stride(1),
-        inv_std.stride(0),
-        BLOCK_B=block_b,
-        BLOCK_S=block_s,
-    )
+    # Launch on the tensors' own GPU, not the current one (CPU tensors: Triton's interpreter).
+    with torch.cuda.device(aux.device) if aux.is_cuda else contextlib.nullcontext():
+        _state_disagreement_kernel[grid](
+            aux,
+            ded,
+            inv_std,
+            out,
+            B,
+            S,
+            aux.stride(0),
+            aux.stride(1),
+            ded.stride(0),
+            ded.stride(1),
+            inv_std.stride(0),
+            BLOCK_B=block_b,
+            BLOCK_S=block_s,
+        )
     return out
 
 

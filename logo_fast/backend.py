@@ -137,14 +137,24 @@ def _extension_status() -> tuple[dict[str, Any], dict[str, Any]]:
         "cuda_archs": archs,
         "path": getattr(ext, "__file__", None),
     }
+    runtime_count = int(ext.cuda_device_count()) if with_cuda else 0
+    runtime_error = ext.cuda_runtime_error() if with_cuda else ""
     if not with_cuda:
         cuda = {"available": False, "reason": "extension built without CUDA (no nvcc or LOGO_FAST_CUDA=0)"}
+    elif runtime_count < 1:
+        # The extension links the CUDA runtime statically: it can fail (e.g. a driver older than
+        # that runtime needs) where torch's own runtime works, so its own answer decides.
+        why = f"CUDA compiled (sm {archs}) but the extension's CUDA runtime sees no device"
+        why += f" ({runtime_error})" if runtime_error else ""
+        if not gpu_ok:
+            why += f"; torch: {gpu_text}"
+        cuda = {"available": False, "reason": why, "runtime_error": runtime_error, "device_count": runtime_count}
     elif not gpu_ok:
-        runtime = ext.cuda_runtime_error()
-        why = f"CUDA compiled (sm {archs}) but {gpu_text}" + (f"; runtime says {runtime}" if runtime else "")
-        cuda = {"available": False, "reason": why}
+        cuda = {"available": False, "reason": f"CUDA compiled (sm {archs}) but {gpu_text}",
+                "runtime_error": runtime_error, "device_count": runtime_count}
     else:
-        cuda = {"available": True, "reason": f"CUDA path (sm {archs}) on {gpu_text}"}
+        cuda = {"available": True, "reason": f"CUDA path (sm {archs}) on {gpu_text}", "runtime_error": "",
+                "device_count": runtime_count}
     return ext_entry, cuda
 
 
@@ -172,6 +182,9 @@ def requested_backend() -> str:
 
 
 _logged_choices: set[tuple[str, str, str]] = set()
+# Successful choices by (op, device, LOGO_FAST_BACKEND value, impls): the availability facts are
+# cached already, so the answer only changes with the variable; ops ask on every call.
+_choice_cache: dict[tuple[Any, ...], str] = {}
 
 
 def choose_backend(op: str, device: Any, impls: Sequence[str]) -> str:
@@ -180,7 +193,22 @@ def choose_backend(op: str, device: Any, impls: Sequence[str]) -> str:
     ``impls`` lists what the op has, from {"torch", "triton", "cuda", "extension"}. Returns one
     of them. An explicit LOGO_FAST_BACKEND that cannot serve this device raises
     BackendUnavailableError with the reason; ``auto`` falls back and logs the choice once.
+    ``LOGO_FAST_BACKEND=cuda`` needs a usable CUDA path (the extension built with CUDA and its own
+    runtime seeing a device): without one it raises, also for CPU tensors, which it then serves
+    with the extension's C++ path (the CPU twin of the CUDA code).
     """
+    env = os.environ.get("LOGO_FAST_BACKEND")
+    dev_key = (device.type, device.index) if hasattr(device, "type") else str(device)
+    key = (op, dev_key, env, os.environ.get("TRITON_INTERPRET"), tuple(impls))
+    hit = _choice_cache.get(key)
+    if hit is not None:
+        return hit
+    choice = _choose_backend(op, device, impls)
+    _choice_cache[key] = choice
+    return choice
+
+
+def _choose_backend(op: str, device: Any, impls: Sequence[str]) -> str:
     import torch
 
     device = torch.device(device)
@@ -214,9 +242,19 @@ def choose_backend(op: str, device: Any, impls: Sequence[str]) -> str:
         return False, f"tensors are on {device}; Triton needs a CUDA GPU (TRITON_INTERPRET=1 runs it on CPU for tests)"
 
     if request != "auto":
-        # An explicit request names a family; on CPU tensors the "cuda" family means the
-        # extension's C++ path (the same code the GPU path shares).
-        name = "extension" if (request == "cuda" and not on_gpu) else request
+        if request == "cuda" and not on_gpu:
+            # The "cuda" family on CPU tensors is the extension's C++ path, but only where the
+            # CUDA path itself could run: an explicit cuda request never silently means CPU.
+            if "cuda" not in impls and "extension" not in impls:
+                raise BackendUnavailableError(f"LOGO_FAST_BACKEND=cuda cannot run {op} on {device}: {op} has no "
+                                              f"cuda implementation (it has: {', '.join(impls)})")
+            entry = _extension_status()[1]
+            if not entry["available"]:
+                raise BackendUnavailableError(f"LOGO_FAST_BACKEND=cuda cannot run {op} on {device}: the CUDA path "
+                                              f"is unavailable ({entry['reason']})")
+            name = "extension"
+        else:
+            name = request
         ok, why = usable(name)
         if not ok:
             raise BackendUnavailableError(f"LOGO_FAST_BACKEND={request} cannot run {op} on {device}: {why}")

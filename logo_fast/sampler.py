@@ -1,9 +1,11 @@
 """Weighted sampling: a one-shot ``weighted_sample`` and an incremental ``WeightedSampler`` ring.
 
-Both draw index i with probability w[i] / sum(w) using prefix sums over blocks of 1024 items
-(float64) and binary search, with counter-based Philox random numbers: the same seed gives the
-same indices on every run, and the C++ (CPU) and CUDA paths share that arithmetic with the
-pure-PyTorch reference. They go beyond ``torch.multinomial``'s 2^24 categories.
+Both draw index i with probability w[i] / sum(w) from an 8-ary prefix tree (float64; one
+64-byte node per level, ceil(log8 N) levels), with counter-based Philox random numbers: the same
+seed gives the same indices on every run, and the C++ (CPU) and CUDA paths share that arithmetic,
+bit for bit, with the pure-PyTorch reference. They go beyond ``torch.multinomial``'s 2^24
+categories. Changing k weights costs O(k log N); drawing n costs O(n log N), with or without
+replacement.
 
 Randomness: each call draws one 63-bit seed from ``generator`` (``torch.randint``), or from
 torch's default generator when ``generator`` is None, so ``torch.manual_seed`` and generator
@@ -23,14 +25,18 @@ from typing import Any
 
 import torch
 
+from .backend import extension
 from .ops.weighted_sample import (
+    backend_for,
     build_impl,
-    prefix_blocks_build,
-    prefix_blocks_sample,
+    device_meta,
+    prefix_tree_sample,
+    prefix_tree_update,
     sample_impl,
+    update_impl,
     weighted_sample_op,
 )
-from .reference.weighted_sample import BLOCK_SIZE, block_layout
+from .reference.weighted_sample import segment_levels, tree_layout
 
 __all__ = ["WeightedSampler", "weighted_sample", "draw_seed"]
 
@@ -108,7 +114,8 @@ def weighted_sample(
              (S, N) S vectors, each sampled independently -> returns (S, n);
              (N_total,) with ``offsets`` (S + 1,): S ragged vectors weights[offsets[s]:offsets[s + 1]]
              -> returns (S, n), indices local to each vector.
-    replacement: False draws distinct indices (exponential keys / Gumbel-top-k), in the order
+    replacement: False draws distinct indices (successive sampling: the first distinct tree draws,
+             exponential keys over the rest only where the mass sits on few items), in the order
              successive sampling without replacement would produce them.
     generator: torch.Generator to draw the seed from (default: torch's global generator).
 
@@ -176,16 +183,31 @@ def weighted_sample(
     return out[0] if squeeze else out
 
 
+def _zeros(n: int, device: torch.device) -> torch.Tensor:
+    """(n,) float64 zeros; large CPU buffers on transparent huge pages where the kernel allows.
+
+    A draw reads one node per tree level at random: with 4 KiB pages each is a TLB miss.
+    """
+    t = torch.empty(n, dtype=torch.float64, device=device)
+    if device.type == "cpu" and n * 8 >= 1 << 22:
+        ext = extension()
+        if ext is not None and hasattr(ext, "advise_hugepages"):
+            ext.advise_hugepages(t.data_ptr(), n * 8)
+    return t.zero_()
+
+
 class WeightedSampler:
     """Index sampler over a FIFO ring of ``capacity`` non-negative weights, updated incrementally.
 
     capacity: number of slots; ``extend`` fills them in order and, once full, overwrites the oldest.
     device:   where weights live and sampling runs ("cpu" or a CUDA device).
 
-    Storage: ``weights`` (capacity,) float64 plus the prefix-block structure (2 more float64 per
-    slot). Appending or updating k weights costs O(k) plus O(1024) per touched block and
-    O(capacity / 1024) for the prefix over blocks, never a full rebuild. Empty slots have weight 0
-    and are never drawn.
+    Storage: ``weights`` (capacity,) float64 plus the prefix tree (about 1.3 float64 per slot).
+    Appending k weights costs O(k + log capacity), updating k scattered ones O(k log capacity),
+    drawing n O(n log capacity) with or without replacement; nothing ever rebuilds the whole tree.
+    Empty slots have weight 0 and are never drawn. Every write is all or nothing: a rejected
+    ``extend`` or ``update`` (bad value, bad index, a total that would overflow) leaves the
+    sampler exactly as it was.
     """
 
     def __init__(self, capacity: int, device: str | torch.device = "cpu"):
@@ -206,14 +228,16 @@ class WeightedSampler:
             dev = torch.device("cuda", torch.cuda.current_device())
         self.capacity = capacity
         self.device = dev
-        _, n_blocks = block_layout([0, capacity])
+        _, n_tree = tree_layout([0, capacity])
         self._offsets = torch.tensor([0, capacity], dtype=torch.int64)
-        self._weights = torch.zeros(capacity, dtype=torch.float64, device=dev)
-        self._local = torch.zeros(capacity, dtype=torch.float64, device=dev)
-        self._block_total = torch.zeros(n_blocks, dtype=torch.float64, device=dev)
-        self._block_cum = torch.zeros(n_blocks + 1, dtype=torch.float64, device=dev)
+        # The layout the CUDA kernels read, kept on the device so a draw copies nothing.
+        self._meta = device_meta(self._offsets, dev) if dev.type == "cuda" else None
+        self._weights = _zeros(capacity, dev)
+        self._tree = _zeros(n_tree, dev)
         self._size = 0
         self._next = 0
+        self._total = 0.0  # cached after every write: reading it never syncs a GPU
+        self._positive = 0  # weights > 0, for the without-replacement check
 
     # ---- sizes ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -226,33 +250,47 @@ class WeightedSampler:
         return self._next
 
     def total(self) -> float:
-        """Sum of the stored weights (float64 prefix sums)."""
-        return float(self._block_cum[-1])
+        """Sum of the stored weights (the float64 tree's root)."""
+        return self._total
 
     def __repr__(self) -> str:
         return f"WeightedSampler(capacity={self.capacity}, size={self._size}, device={self.device})"
 
     # ---- writes --------------------------------------------------------------------------
-    def _as_weights(self, weights: Any, where: str, problems: list[str]) -> torch.Tensor | None:
+    def _values(self, weights: Any, problems: list[str]) -> torch.Tensor | None:
+        """Shape and dtype checks only; the values are checked where they are written (all or nothing)."""
         w = _as_tensor(weights, "weights", problems)
         if w is None:
             return None
         if w.dim() != 1:
             problems.append(f"weights must be 1-D (K,), got shape {tuple(w.shape)}")
             return None
-        problems += _weight_problems(w, "weights")
+        if w.dtype == torch.bool or w.is_complex():
+            problems.append(f"weights must be real numbers, got {w.dtype}")
+            return None
         return w
 
-    def _rebuild(self, blocks: torch.Tensor | None) -> None:
-        if blocks is None:
-            blocks = torch.empty(0, dtype=torch.int64, device=self.device)  # empty = all blocks
-        elif blocks.numel() == 0:
-            return
-        args = (self._weights, self._offsets, blocks, self._local, self._block_total, self._block_cum)
-        if torch.compiler.is_compiling():
-            prefix_blocks_build(*args)
-        else:  # eager: the buffers are valid by construction, skip the op's checks and dispatch
-            build_impl(*args[:2], blocks if blocks.numel() else None, *args[3:])
+    def _write(self, where: str, items: torch.Tensor | None, start: int, values: torch.Tensor, limit: int) -> None:
+        on_cuda = self.device.type == "cuda"
+        if values.dtype is not torch.float64 or values.is_cuda != on_cuda or not values.is_contiguous():
+            values = values.to(device=self.device, dtype=torch.float64).contiguous()
+        if items is not None and (items.dtype is not torch.int64 or items.is_cuda != on_cuda
+                                  or not items.is_contiguous()):
+            items = items.to(device=self.device, dtype=torch.int64).contiguous()
+        try:
+            if torch.compiler.is_compiling() and items is not None:
+                prefix_tree_update(self._weights, self._offsets, self._tree, items, values, limit)
+                self._positive = int((self._weights > 0).sum())
+                self._total = float(self._weights.sum())
+                return
+            delta, total = update_impl(self._weights, self._offsets, self._tree, items, start, values, limit,
+                                       self._meta)
+        except ValueError as err:
+            text = str(err)
+            head, _, rest = text.partition(": bad input:")
+            raise ValueError(f"{where}: bad input:{rest}" if rest else text) from None
+        self._positive += delta
+        self._total = total
 
     def extend(self, weights: Any) -> torch.Tensor:
         """Append K weights in FIFO order; once full, each overwrites the oldest slot.
@@ -260,95 +298,90 @@ class WeightedSampler:
         weights: (K,) real, finite, >= 0 (any device; copied to the sampler's device).
         Returns the (min(K, capacity),) int64 slots written, in order, for the last
         min(K, capacity) weights (with K > capacity the first K - capacity would be overwritten
-        within this same call, so they are skipped).
+        within this same call, so they are skipped). A rejected call changes nothing.
         """
         problems: list[str] = []
-        w = self._as_weights(weights, "extend", problems)
+        w = self._values(weights, problems)
         _raise("WeightedSampler.extend", problems)
         K = w.numel()
         if K == 0:
             return torch.empty(0, dtype=torch.int64, device=self.device)
+        start = self._next
         if K > self.capacity:
             w = w[K - self.capacity :]
-            self._next = (self._next + K - self.capacity) % self.capacity
+            start = (start + K - self.capacity) % self.capacity
             K = self.capacity
-        w = w.to(device=self.device, dtype=torch.float64)
-        start = self._next
-        first = min(K, self.capacity - start)  # the part before the ring wraps
-        self._weights[start : start + first] = w[:first]
-        if K > first:
-            self._weights[: K - first] = w[first:]
-        # Touched blocks: at most two contiguous block ranges.
-        ranges = [(start, start + first)] + ([(0, K - first)] if K > first else [])
-        blocks = torch.unique(torch.cat([
-            torch.arange(a // BLOCK_SIZE, (b - 1) // BLOCK_SIZE + 1, dtype=torch.int64) for a, b in ranges
-        ])).to(self.device)
-        self._rebuild(blocks)
+        self._write("WeightedSampler.extend", None, start, w, self.capacity)
         self._next = (start + K) % self.capacity
         self._size = min(self.capacity, self._size + K)
-        return torch.cat([torch.arange(a, b, dtype=torch.int64, device=self.device) for a, b in ranges])
+        first = min(K, self.capacity - start)  # the part before the ring wraps
+        slots = torch.arange(start, start + first, dtype=torch.int64, device=self.device)
+        if K > first:
+            slots = torch.cat([slots, torch.arange(0, K - first, dtype=torch.int64, device=self.device)])
+        return slots
 
     def update(self, indices: Any, weights: Any) -> None:
-        """Set the weights of filled slots ``indices`` (K,) to ``weights`` (K,).
+        """Set the weights of filled slots ``indices`` (K,) to ``weights`` (K,), in O(K log capacity).
 
         Repeated indices take the weight of their last occurrence. Indices must lie in
-        [0, len(self)) (filled slots).
+        [0, len(self)) (filled slots). A rejected call changes nothing.
         """
+        if (type(indices) is torch.Tensor and type(weights) is torch.Tensor and indices.dtype is torch.int64
+                and weights.dtype is torch.float64 and self.device.type == "cpu" and not indices.is_cuda
+                and not weights.is_cuda and indices.dim() == 1 and weights.dim() == 1
+                and indices.numel() == weights.numel() and indices.is_contiguous() and weights.is_contiguous()
+                and backend_for(self.device) == "extension" and not torch.compiler.is_compiling()):
+            # The common case in a prioritised-replay loop, straight to C++ (which checks every index
+            # and value before writing): a few microseconds of Python instead of tens.
+            buffers = (self._weights.data_ptr(), self.capacity, self._offsets.data_ptr(), 1, self._tree.data_ptr(),
+                       self._tree.numel())
+            try:
+                delta, self._total = extension().update_cpu(*buffers, indices.data_ptr(), 0, weights.data_ptr(),
+                                                            indices.numel(), self._size)
+            except ValueError as err:
+                raise ValueError("WeightedSampler.update: bad input:" + str(err).partition(": bad input:")[2]) from None
+            self._positive += delta
+            return
         problems: list[str] = []
-        idx = _as_tensor(indices, "indices", problems)
-        w = self._as_weights(weights, "update", problems)
+        idx = indices if isinstance(indices, torch.Tensor) else _as_tensor(indices, "indices", problems)
+        w = self._values(weights, problems)
         if idx is not None:
             if idx.dim() != 1 or idx.is_floating_point() or idx.dtype == torch.bool or idx.is_complex():
                 problems.append(f"indices must be a 1-D integer tensor, got shape {tuple(idx.shape)} {idx.dtype}")
-                idx = None
             elif w is not None and idx.numel() != w.numel():
                 problems.append(f"indices ({idx.numel()}) and weights ({w.numel()}) differ in length")
-            elif idx.numel():
-                lo, hi = int(idx.min()), int(idx.max())
-                if lo < 0 or hi >= self._size:
-                    problems.append(f"indices must lie in [0, {self._size}) (filled slots), got range [{lo}, {hi}]")
+        if problems and w is not None:
+            problems += _weight_problems(w, "weights")  # list the value problems too
         _raise("WeightedSampler.update", problems)
         if idx.numel() == 0:
             return
-        idx = idx.to(device=self.device, dtype=torch.int64)
-        w = w.to(device=self.device, dtype=torch.float64)
-        uniq, inverse = torch.unique(idx, return_inverse=True)
-        if uniq.numel() != idx.numel():
-            # Deterministic "last occurrence wins" (index_put with duplicates is not).
-            order = torch.arange(idx.numel(), device=self.device)
-            last = torch.full((uniq.numel(),), -1, dtype=torch.int64, device=self.device)
-            last = last.scatter_reduce(0, inverse, order, reduce="amax")
-            idx, w = uniq, w[last]
-        self._weights[idx] = w
-        self._rebuild(torch.unique_consecutive(torch.sort(idx).values // BLOCK_SIZE))
+        self._write("WeightedSampler.update", idx, 0, w, self._size)
 
     # ---- reads ---------------------------------------------------------------------------
     def sample(self, n: int, replacement: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n,) int64 slots in [0, capacity), slot i drawn with probability w[i] / total().
 
-        replacement=False returns distinct slots (exponential keys / Gumbel-top-k) in the order
-        successive sampling without replacement would produce them. The seed comes from
-        ``generator`` (or torch's default generator), so seeded generators reproduce draws.
+        replacement=False returns distinct slots in the order successive sampling without
+        replacement would produce them (O(n log capacity) unless the mass sits on few slots).
+        The seed comes from ``generator`` (or torch's default generator), so seeded generators
+        reproduce draws. On CUDA a draw with replacement is one kernel launch and no sync.
         """
         problems: list[str] = []
         n = _check_n(n, problems)
         if self._size == 0:
             problems.append("the sampler is empty (extend it first)")
-        elif not self.total() > 0.0:
+        elif not self._total > 0.0:
             problems.append("all weights are zero (nothing to sample)")
-        elif not replacement and n > 0:
-            positive = int((self._weights > 0).sum())
-            if n > positive:
-                problems.append(f"cannot draw {n} without replacement from {positive} positive weights")
+        elif not replacement and n > self._positive:
+            problems.append(f"cannot draw {n} without replacement from {self._positive} positive weights")
         _raise("WeightedSampler.sample", problems)
         seed = draw_seed(generator)
         if n == 0:
             return torch.empty(0, dtype=torch.int64, device=self.device)
-        args = (self._weights, self._offsets, self._local, self._block_cum, n, bool(replacement), seed, 0)
-        # Eager calls skip the custom op's dispatch and buffer checks (tens of microseconds, the
-        # bulk of a small draw); under torch.compile the op keeps the graph traceable.
-        out = prefix_blocks_sample(*args) if torch.compiler.is_compiling() else sample_impl(*args)
-        return out[0]
+        if torch.compiler.is_compiling():
+            # the op keeps the graph traceable; eager calls skip its dispatch and buffer checks
+            return prefix_tree_sample(self._weights, self._offsets, self._tree, n, bool(replacement), seed, 0)[0]
+        return sample_impl(self._weights, self._offsets, self._tree, n, bool(replacement), seed, 0, self._meta)[0]
 
     def probabilities(self, indices: Any) -> torch.Tensor:
         """(K,) float64 probability of drawing each slot in ``indices`` (K,) with replacement."""
@@ -360,7 +393,7 @@ class WeightedSampler:
             elif idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.capacity):
                 problems.append(f"indices must lie in [0, {self.capacity}), got range "
                                 f"[{int(idx.min())}, {int(idx.max())}]")
-        total = self.total()
+        total = self._total
         if not total > 0.0:
             problems.append("all weights are zero: probabilities are undefined")
         _raise("WeightedSampler.probabilities", problems)
@@ -369,6 +402,10 @@ class WeightedSampler:
     def weights(self) -> torch.Tensor:
         """(len(self),) float64 copy of the filled slots' weights, in slot order."""
         return self._weights[: self._size].clone()
+
+    def backend(self) -> str:
+        """The backend that serves this sampler now: "extension" (C++), "cuda" or "torch" (reference)."""
+        return backend_for(self.device)
 
     # ---- checkpointing -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -382,7 +419,7 @@ class WeightedSampler:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a ``state_dict`` (same capacity); the structure is rebuilt from the weights."""
+        """Restore a ``state_dict`` (same capacity); the tree is rebuilt from the weights."""
         problems = []
         missing = {"version", "capacity", "size", "next", "weights"} - set(state)
         if missing:
@@ -403,7 +440,15 @@ class WeightedSampler:
         else:
             problems += _weight_problems(w, "weights")
         _raise("WeightedSampler.load_state_dict", problems)
-        self._weights.zero_()
-        self._weights[:size] = w.to(device=self.device, dtype=torch.float64)
+        weights = _zeros(self.capacity, self.device)
+        weights[:size] = w.to(device=self.device, dtype=torch.float64)
+        tree = _zeros(self._tree.numel(), self.device)
+        try:
+            build_impl(weights, self._offsets, tree, self._meta)
+        except ValueError as err:  # an overflowing total: nothing was changed
+            raise ValueError(str(err).replace("weighted_sample", "WeightedSampler.load_state_dict", 1)) from None
+        self._weights, self._tree = weights, tree
         self._size, self._next = size, nxt
-        self._rebuild(None)
+        self._total = float(tree[segment_levels(self.capacity)[1][-1]])  # the root: T of the top level
+        self._positive = int((weights > 0).sum())
+

@@ -1,9 +1,9 @@
 """Generate the project's offline datasets: 8 scenarios x 4 qualities + MPE simple_spread medium.
 
-    python scripts/generate_datasets.py --out /work/datasets                 # everything missing
-    python scripts/generate_datasets.py --out /work/datasets --only smax:2s3z --qualities medium
-    python scripts/generate_datasets.py --out /work/datasets --train-only     # MaMuJoCo TD3 runs only
-    python scripts/generate_datasets.py --out /work/datasets --summary-only   # rebuild SUMMARY.md
+    python scripts/generate_datasets.py --out datasets                 # everything missing
+    python scripts/generate_datasets.py --out datasets --only smax:2s3z --qualities medium
+    python scripts/generate_datasets.py --out datasets --train-only     # MaMuJoCo TD3 runs only
+    python scripts/generate_datasets.py --out datasets --summary-only   # rebuild SUMMARY.md
 
 Each dataset is ``<out>/<env>_<quality>_s<seed>.h5`` with a ``.manifest.json`` beside it;
 existing files are skipped, so the script can be stopped and restarted. MaMuJoCo behaviour
@@ -23,6 +23,7 @@ import tyro
 
 from logo_fast.data.collect import QUALITIES, CollectArgs, output_path, run_collect
 from logo_fast.data.envs.registry import MAMUJOCO_SCENARIOS, SMAX_SCENARIOS
+from logo_fast.files import atomic_path
 
 
 def default_jobs() -> list[tuple[str, str]]:
@@ -35,18 +36,28 @@ def default_jobs() -> list[tuple[str, str]]:
 
 @dataclass
 class GenerateArgs:
-    """Dataset generation for the whole benchmark."""
+    """Dataset generation for the whole benchmark: 8 scenarios x 4 qualities plus MPE simple_spread medium."""
 
-    out: str = "/work/datasets"  # directory for datasets, manifests and SUMMARY.md
-    cache_dir: str | None = None  # where MaMuJoCo TD3 runs are cached (default: <out>/cache)
-    seed: int = 0  # dataset seed
-    only: list[str] = field(default_factory=list)  # env ids (or substrings) to restrict to; empty = all
-    qualities: list[str] = field(default_factory=lambda: list(QUALITIES))  # qualities to produce
-    train_minutes: float = 10.0  # wall-clock budget per MaMuJoCo TD3 run
-    n_steps: int | None = None  # steps per dataset (None: the collector's per-family default, 100000)
-    train_only: bool = False  # only run (or load) the MaMuJoCo training runs
-    summary_only: bool = False  # only rebuild SUMMARY.md from the manifests in out
-    progress: bool = False  # progress bars
+    out: str = "datasets"
+    """Directory for the datasets, their manifests and SUMMARY.md, relative to the working directory."""
+    cache_dir: str | None = None
+    """Where MaMuJoCo TD3 runs are cached (default: the cache directory inside out)."""
+    seed: int = 0
+    """Dataset seed."""
+    only: list[str] = field(default_factory=list)
+    """Env ids (or parts of them) to restrict the run to; empty means all."""
+    qualities: list[str] = field(default_factory=lambda: list(QUALITIES))
+    """Qualities to produce."""
+    train_minutes: float = 10.0
+    """Wall-clock budget of each MaMuJoCo TD3 run."""
+    n_steps: int | None = None
+    """Steps per dataset (default: the collector's per-family default, 100000)."""
+    train_only: bool = False
+    """Only run (or load) the MaMuJoCo training runs."""
+    summary_only: bool = False
+    """Only rebuild SUMMARY.md from the manifests in out."""
+    progress: bool = False
+    """Show progress (a bar on a terminal, a line every 30 s in a pipe or log)."""
 
 
 def write_summary(out: Path) -> Path:
@@ -115,9 +126,8 @@ def write_summary(out: Path) -> Path:
     if plots:
         text += "\n" + "".join(f"![{p.stem}]({p.name})\n" for p in plots)
     path = out / "SUMMARY.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_path(path, ".md") as tmp:
+        tmp.write_text(text)
     return path
 
 

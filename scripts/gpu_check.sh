@@ -2,9 +2,16 @@
 # On a machine with an NVIDIA GPU: build with CUDA, run the GPU-marked tests and the benchmarks,
 # and write JSON results (device name, torch/Triton versions) under bench/results/.
 #
-#   make gpu-check
+#   make gpu-check                        # a fresh venv, torch and every extra from the registry
+#   bash scripts/gpu_check.sh --device    # the lent GPU machine as it is: its python3, no install,
+#                                         # results under ${OUT:-bench/results} (make gpu-check-device)
+#   bash scripts/gpu_check.sh --device --dry-run   # here: everything but the GPU parts
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--device" ]; then
+  shift
+  exec "${PYTHON:-python3}" scripts/gpu_device_check.py "$@"
+fi
 VENV=${VENV:-.venv}
 export LOGO_FAST_CUDA=1 LOGO_FAST_TEST_GPU=1
 bash scripts/setup_env.sh

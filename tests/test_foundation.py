@@ -61,7 +61,11 @@ def test_auto_picks_extension_on_cpu_and_explicit_requests_are_checked(monkeypat
     monkeypatch.setenv("LOGO_FAST_BACKEND", "torch")
     assert choose_backend("op", "cpu", ("torch", "extension")) == "torch"
     monkeypatch.setenv("LOGO_FAST_BACKEND", "cuda")
-    assert choose_backend("op", "cpu", ("torch", "extension")) == "extension"  # the CUDA path's CPU twin
+    if backend_info()["cuda"]["available"]:
+        assert choose_backend("op", "cpu", ("torch", "extension")) == "extension"  # the CUDA path's CPU twin
+    else:  # an explicit cuda request never silently runs the C++ CPU path
+        with pytest.raises(BackendUnavailableError, match="LOGO_FAST_BACKEND=cuda cannot run op on cpu"):
+            choose_backend("op", "cpu", ("torch", "extension"))
     if not torch.cuda.is_available():
         with pytest.raises(BackendUnavailableError, match="cannot run op on cuda"):
             choose_backend("op", "cuda", ("torch", "cuda"))

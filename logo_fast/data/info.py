@@ -1,7 +1,8 @@
 """``logo-fast data info PATH``: a readable summary of a dataset in any supported format.
 
 Native HDF5 is opened lazily (only flags and rewards are read, plus one chunked pass for
-validation), so this works on files larger than memory.
+validation), so this works on files larger than memory. The command exits with status 1 when
+validation finds problems (they are listed), 2 when the file cannot be read at all.
 """
 
 from __future__ import annotations
@@ -14,18 +15,29 @@ from typing import Annotated, Any
 
 import numpy as np
 import tyro
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .formats.vault import read_vault
+from .io import detect_format, load, load_extras
+from .io.lazy import read_all
+from .validate import dataset_problems
 
 
 @dataclass
 class InfoArgs:
-    """Summarise a dataset file or directory."""
+    """Summarise a dataset file or directory: sizes, episode returns, metadata, validation problems.
+
+    Exits with status 1 when validation finds problems.
+    """
 
     path: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="PATH")]
     """Dataset: native .h5/.hdf5/.npz, OMIGA-style .h5, OG-MARL vault directory or OMAR-style directory."""
     check: bool = True
-    """Validate the data (one chunked pass) and list any problems instead of failing on them."""
+    """Validate the data (one chunked pass) and list any problems found; the exit status is then 1."""
     quiet: bool = False
-    """Return the numbers without printing them."""
+    """Print nothing (the exit status still says whether the data is valid)."""
 
 
 def _stats(x: np.ndarray) -> dict[str, float] | None:
@@ -62,15 +74,25 @@ def run_info(args: InfoArgs) -> dict[str, Any]:
     problems (validation messages: [] when valid, None when ``check`` is off), and for augmented data
     n_synthetic and synthetic_u ({mean, std, min, max}).
     """
-    from .io import detect_format, load, load_extras
-    from .validate import dataset_problems
-
     path = Path(args.path)
     fmt = detect_format(path)
     ds = load(path, lazy=fmt == "hdf5", validate=False)
-    terminals = np.asarray(ds.terminals[()] if hasattr(ds.terminals, "id") else ds.terminals, dtype=bool)
-    truncations = np.asarray(ds.truncations[()] if hasattr(ds.truncations, "id") else ds.truncations, dtype=bool)
-    rewards = np.asarray(ds.rewards[()] if hasattr(ds.rewards, "id") else ds.rewards, dtype=np.float64)
+    try:
+        return _summarise(args, path, fmt, ds)
+    finally:
+        if hasattr(ds.obs, "file"):
+            ds.obs.file.close()
+
+
+def info_main(args: InfoArgs) -> int:
+    """The command: ``run_info``, then exit status 1 when validation found problems, else 0."""
+    return 1 if run_info(args)["problems"] else 0
+
+
+def _summarise(args: InfoArgs, path: Path, fmt: str, ds) -> dict[str, Any]:
+    terminals = read_all("terminals", ds.terminals).astype(bool)
+    truncations = read_all("truncations", ds.truncations).astype(bool)
+    rewards = read_all("rewards", ds.rewards).astype(np.float64)
     ends = np.flatnonzero(terminals | truncations) + 1
     starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
     returns = np.add.reduceat(rewards, starts) if len(ends) else np.zeros(0)
@@ -97,15 +119,11 @@ def run_info(args: InfoArgs) -> dict[str, Any]:
     }
     extras = load_extras(path) if fmt in ("hdf5", "npz") else {}
     if fmt == "vault" and "augmented" in ds.metadata:
-        from .formats.vault import read_vault
-
         extras = read_vault(path, with_extras=True)[1]
     if "synthetic" in extras and "u" in extras:
         synthetic = np.asarray(extras["synthetic"]).astype(bool)
         info["n_synthetic"] = int(synthetic.sum())
         info["synthetic_u"] = _stats(np.asarray(extras["u"])[synthetic])
-    if hasattr(ds.obs, "file"):
-        ds.obs.file.close()
     if not args.quiet:
         _print(info)
     return info
@@ -125,10 +143,6 @@ def _fmt_size(n: int) -> str:
 
 
 def _print(info: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     spec = info["spec"]
     actions = (
         f"discrete, {spec['n_actions']} per agent"

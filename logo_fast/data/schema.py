@@ -42,28 +42,26 @@ FINAL_FIELDS = ("final_obs", "final_state", "final_avail")
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Dimensions of a multi-agent task; saved with every dataset and checkpoint.
-
-    n_agents:        number of agents N
-    obs_dim:         per-agent observation size after padding to the largest agent
-    state_dim:       global state size
-    action_type:     "discrete" (one action index per agent) or "continuous"
-    n_actions:       discrete: number of actions per agent (0 for continuous)
-    act_dim:         continuous: per-agent action size after padding (0 for discrete)
-    agent_obs_dims:  true observation size of each agent (all equal to obs_dim when homogeneous)
-    agent_act_dims:  continuous: true action size of each agent
-    env:             scenario id such as "mpe:simple_spread" (informational)
-    """
+    """Dimensions of a multi-agent task; saved with every dataset and checkpoint."""
 
     n_agents: int
+    """Number of agents N."""
     obs_dim: int
+    """Per-agent observation size after padding to the largest agent."""
     state_dim: int
+    """Global state size."""
     action_type: ActionType
+    """Either "discrete" (one action index per agent) or "continuous"."""
     n_actions: int = 0
+    """Discrete: number of actions per agent (0 for continuous)."""
     act_dim: int = 0
+    """Continuous: per-agent action size after padding (0 for discrete)."""
     agent_obs_dims: tuple[int, ...] = ()
+    """True observation size of each agent (all equal to obs_dim when homogeneous)."""
     agent_act_dims: tuple[int, ...] = ()
+    """Continuous: true action size of each agent."""
     env: str = ""
+    """Scenario id such as "mpe:simple_spread" (informational)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -162,20 +160,35 @@ class OfflineDataset:
     """
 
     spec: DatasetSpec
+    """Dimensions of the task."""
     obs: np.ndarray
+    """(T, N, obs_dim) float32 per-agent observations, zero-padded to the largest agent."""
     state: np.ndarray
+    """(T, state_dim) float32 global state."""
     actions: np.ndarray
+    """(T, N) int64 discrete actions or (T, N, act_dim) float32 continuous ones (padded like obs)."""
     rewards: np.ndarray
+    """(T,) float32 team reward."""
     terminals: np.ndarray
+    """(T,) bool: the environment ended the episode (no bootstrap)."""
     truncations: np.ndarray
+    """(T,) bool: the episode was cut (time limit); bootstrapping allowed."""
     avail_actions: np.ndarray | None = None
+    """(T, N, n_actions) bool, discrete only: the actions available at each step."""
     agent_rewards: np.ndarray | None = None
-    action_low: np.ndarray | None = None  # (N, act_dim) continuous bounds
-    action_high: np.ndarray | None = None  # (N, act_dim)
+    """(T, N) float32 optional per-agent rewards."""
+    action_low: np.ndarray | None = None
+    """(N, act_dim) float32 lower action bounds, continuous only."""
+    action_high: np.ndarray | None = None
+    """(N, act_dim) float32 upper action bounds, continuous only."""
     final_obs: np.ndarray | None = None
+    """(E, N, obs_dim) float32 optional: the observation after each episode's last step."""
     final_state: np.ndarray | None = None
+    """(E, state_dim) float32 optional: the state after each episode's last step."""
     final_avail: np.ndarray | None = None
+    """(E, N, n_actions) bool optional (discrete): availability after each episode's last step."""
     metadata: dict[str, Any] = field(default_factory=dict)
+    """JSON-serialisable facts about the data (env, quality, seed, behaviour policy, ...)."""
 
     # ---- sizes ---------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -77,7 +77,7 @@ def _dtype_problem(name: str, dtype: np.dtype, spec: DatasetSpec) -> str | None:
     return None
 
 
-def _shape_problems(name: str, shape: tuple[int, ...], want: tuple[str | int, ...], rows: int | None) -> list[str]:
+def shape_problems(name: str, shape: tuple[int, ...], want: tuple[str | int, ...], rows: int | None) -> list[str]:
     """Problems with ``shape`` against ``want`` (leading "T"/"E" checked against ``rows`` when known)."""
     out = []
     lead, trailing = (want[0], want[1:]) if want and isinstance(want[0], str) else (None, want)
@@ -281,7 +281,9 @@ def structural_problems(ds: OfflineDataset) -> tuple[list[str], dict[str, Any], 
         n in arrays and arrays[n].shape == (T,) and arrays[n].dtype == np.bool_ for n in ("terminals", "truncations")
     )
     if flags_ok and T:
-        ends = np.asarray(arrays["terminals"][:], dtype=bool) | np.asarray(arrays["truncations"][:], dtype=bool)
+        ends = read_rows("terminals", arrays["terminals"], slice(None)).astype(bool) | read_rows(
+            "truncations", arrays["truncations"], slice(None)
+        ).astype(bool)
         # An unterminated last episode still counts, so final_* row counts are judged fairly.
         E = int(ends.sum()) + int(not ends[-1])
         if not ends[-1]:
@@ -292,7 +294,7 @@ def structural_problems(ds: OfflineDataset) -> tuple[list[str], dict[str, Any], 
     ok_steps: dict[str, Any] = {}
     ok_finals: dict[str, Any] = {}
     for name, a in arrays.items():
-        shape_issues = _shape_problems(name, tuple(a.shape), want[name], T if want[name][0] == "T" else E)
+        shape_issues = shape_problems(name, tuple(a.shape), want[name], T if want[name][0] == "T" else E)
         dtype_issue = _dtype_problem(name, np.dtype(a.dtype), spec)
         problems.extend(shape_issues)
         if dtype_issue:
@@ -348,10 +350,21 @@ def dataset_problems(ds: OfflineDataset, chunk_steps: int | None = None) -> list
         rows = next(iter(group.values())).shape[0]
         step = chunk_steps or _chunk_rows(group)
         for start in range(0, rows, step):
-            block = {name: np.asarray(a[start : start + step]) for name, a in group.items()}
+            block = {name: read_rows(name, a, slice(start, start + step)) for name, a in group.items()}
             check(block, start)
     problems.extend(checker.messages())
     return problems
+
+
+def read_rows(name: str, a: Any, rows: slice) -> np.ndarray:
+    """``a[rows]`` as numpy; a damaged h5py dataset (e.g. a corrupt compressed chunk) gives one ValueError
+    naming the file and the field instead of h5py's bare OSError."""
+    try:
+        return np.asarray(a[()] if rows == slice(None) else a[rows])
+    except OSError as err:
+        where = getattr(getattr(a, "file", None), "filename", None) or "dataset"
+        span = "" if rows == slice(None) else f" rows {rows.start}..{rows.stop}"
+        raise ValueError(f"{where}: field {name!r}{span} cannot be read (damaged file? {err})") from err
 
 
 def format_problems(problems: list[str], what: str = "dataset") -> str:

@@ -12,8 +12,7 @@ environment's gymnasium spaces) load lazily.
 
 from __future__ import annotations
 
-from .base import NonFinitePredictionError, StepResult, WorldModel
-from .checkpoint import load_world_model
+from .base import NonFinitePredictionError, StepResult, WorldModel, load_world_model
 from .config import WorldModelConfig
 from .ensemble import EnsembleWorldModel
 from .joint import JointWorldModel
@@ -27,6 +26,10 @@ def __getattr__(name: str):
         from .imagined_env import ImaginedParallelEnv
 
         return ImaginedParallelEnv
+    if name == "ImaginedVectorEnv":
+        from .imagined_vector_env import ImaginedVectorEnv
+
+        return ImaginedVectorEnv
     if name in ("EvalArgs", "run_eval", "evaluate_models"):
         from . import report
 
@@ -38,6 +41,7 @@ __all__ = [
     "EnsembleWorldModel",
     "EvalArgs",
     "ImaginedParallelEnv",
+    "ImaginedVectorEnv",
     "JointWorldModel",
     "LogoWorldModel",
     "MODEL_CLASSES",

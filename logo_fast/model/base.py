@@ -16,10 +16,21 @@ import numpy as np
 import torch
 
 from ..data.schema import DatasetSpec, OfflineDataset
+from .checkpoint import read_checkpoint, write_checkpoint
 from .config import WorldModelConfig
 from .inputs import check_step_inputs
 from .networks import WorldNet, count_parameters
 from .training import TrainState
+
+# kind -> WorldModel subclass, filled by the subclasses themselves (``__init_subclass__``).
+MODEL_KINDS: dict[str, type[WorldModel]] = {}
+
+
+def model_class(kind: str) -> type[WorldModel]:
+    """The WorldModel subclass for a checkpoint's ``kind``."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown world-model kind {kind!r}; known: {sorted(MODEL_KINDS)}")
+    return MODEL_KINDS[kind]
 
 
 class NonFinitePredictionError(ValueError):
@@ -40,12 +51,19 @@ class StepResult:
     """
 
     next_obs: torch.Tensor
+    """(B, N, obs_dim) float32 next local observations, padded features exactly 0."""
     next_state: torch.Tensor
+    """(B, state_dim) float32 next global state."""
     reward: torch.Tensor
+    """(B,) float32 team reward."""
     terminal: torch.Tensor
+    """(B,) bool: termination probability > 0.5."""
     terminal_prob: torch.Tensor
+    """(B,) float32 termination probability."""
     next_avail: torch.Tensor | None
+    """(B, N, n_actions) bool next available actions (every agent keeps at least one); None for continuous tasks."""
     u: torch.Tensor
+    """(B,) float32 uncertainty (all zeros for models with has_uncertainty = False)."""
 
     def numpy(self) -> dict[str, np.ndarray | None]:
         """Every field as a numpy array (None stays None)."""
@@ -59,6 +77,11 @@ class WorldModel:
     kind: ClassVar[str] = ""
     has_uncertainty: ClassVar[bool] = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            MODEL_KINDS[cls.kind] = cls
+
     def __init__(self, spec: DatasetSpec | None = None, config: WorldModelConfig | None = None):
         self.config = dataclasses.replace(config) if config is not None else WorldModelConfig()
         self.config.validate()
@@ -68,6 +91,7 @@ class WorldModel:
         self.action_high: torch.Tensor | None = None
         self.train_state: TrainState | None = None
         self.fit_dataset: OfflineDataset | None = None  # rollout starts index into it (not saved)
+        self.data_fingerprint: str | None = None  # of the data fit() saw (saved): see model.fingerprint
         if spec is not None:
             self._build(spec)
 
@@ -122,21 +146,29 @@ class WorldModel:
         Returns self.
         """
         from ..data.validate import validate_dataset
+        from .fingerprint import dataset_fingerprint
         from .normalizer import dataset_statistics
         from .training import fit_loop
         from .transitions import TransitionStore, TransitionTable, holdout_episodes
 
+        for name, ds in (("dataset", dataset), ("holdout", holdout)):
+            if ds is not None and not isinstance(ds, OfflineDataset):
+                raise TypeError(f"fit: {name} must be an OfflineDataset (logo_fast.data.load, collect or "
+                                f"OfflineDataset.from_arrays), got {type(ds).__name__}")
         validate_dataset(dataset)
         if holdout is not None:
             validate_dataset(holdout)
             dataset.spec.check_compatible(holdout.spec)
+        fingerprint = dataset_fingerprint(dataset)
         payload = None
         if resume_from is not None:
-            from .checkpoint import read_checkpoint
-
             payload = read_checkpoint(resume_from, expected_kind=self.kind, spec=dataset.spec)
             if payload.get("training") is None:
                 raise ValueError(f"{resume_from}: checkpoint holds no training state to resume from")
+            saved = payload["manifest"].get("data_fingerprint")
+            if saved is not None and saved != fingerprint:
+                raise ValueError(f"{resume_from}: the checkpoint was trained on other data (fingerprint {saved}, "
+                                 f"this dataset {fingerprint}); start a new fit instead of resuming")
             keep = {k: getattr(self.config, k) for k in ("epochs", "max_steps", "patience", "device")}
             self.config = WorldModelConfig.from_dict({**payload["manifest"]["config"], **keep})
         if self.spec is not None:
@@ -178,6 +210,7 @@ class WorldModel:
                 generator.set_state(state.generator_state)
         self.train_state = state
         self.fit_dataset = dataset
+        self.data_fingerprint = fingerprint
         fit_loop(self, train_table, hold_table, state, optimizer, generator, progress, checkpoint_path)
         self._after_fit(state)
         return self
@@ -194,7 +227,7 @@ class WorldModel:
             for i in range(0, obs.shape[0], chunk):
                 o = net.clip_obs(obs[i : i + chunk])
                 s = net.clip_state(state[i : i + chunk])
-                p = net.predict(o, s, net.action_input(actions[i : i + chunk]), generator)
+                p = net.predict(o, s, actions[i : i + chunk], generator)
                 bad = None
                 for k in ("next_obs", "next_state", "reward", "term_logit", "avail_logits", "u"):
                     if p.get(k) is None:
@@ -264,8 +297,6 @@ class WorldModel:
     # ---- checkpoints --------------------------------------------------------------------------
     def save(self, path: str) -> None:
         """Write a checkpoint atomically (temp file + rename): manifest, weights, training state."""
-        from .checkpoint import write_checkpoint
-
         self._require_net()
         write_checkpoint(self, path)
 
@@ -276,6 +307,7 @@ class WorldModel:
         self.net.load_state_dict(payload["state_dict"])
         self.action_low = m.get("action_low")
         self.action_high = m.get("action_high")
+        self.data_fingerprint = m.get("data_fingerprint")
 
     @classmethod
     def load(cls, path: str, spec: DatasetSpec | None = None, device: str | None = None) -> WorldModel:
@@ -284,8 +316,6 @@ class WorldModel:
         Called on a subclass, the checkpoint must hold that kind of model; ``WorldModel.load``
         (or ``load_world_model``) returns whichever kind it holds.
         """
-        from .checkpoint import model_class, read_checkpoint
-
         payload = read_checkpoint(path, expected_kind=cls.kind or None, spec=spec)
         config = WorldModelConfig.from_dict(payload["manifest"]["config"])
         if device is not None:
@@ -296,3 +326,8 @@ class WorldModel:
         if payload.get("training") is not None:
             model.train_state = TrainState.from_dict(payload["training"])
         return model
+
+
+def load_world_model(path: str, spec: DatasetSpec | None = None, device: str | None = None) -> WorldModel:
+    """Load any kind of world-model checkpoint (LOGO, joint or ensemble)."""
+    return WorldModel.load(str(path), spec=spec, device=device)

@@ -5,7 +5,8 @@ Layout (a dict; loaded with ``weights_only=True``, so a checkpoint cannot run co
     manifest:    format, format_version, kind ("logo" | "joint" | "ensemble"), config (dict),
                  spec (DatasetSpec dict), package_version, normalizers (name -> tensor),
                  action_low/action_high (continuous bounds or None), n_parameters,
-                 rng_state (the minibatch generator's state or None), train_time_s
+                 rng_state (the minibatch generator's state or None), train_time_s,
+                 data_fingerprint (of the data fit() saw, or None)
     state_dict:  the network's weights and buffers (normalisers and bounds included)
     training:    TrainState as a dict (optimiser, RNG, step, epoch permutation, best weights,
                  history) or None
@@ -19,26 +20,18 @@ from typing import Any
 import torch
 
 from ..data.schema import DatasetSpec
+from ..files import atomic_path
 
 FORMAT_NAME = "logo_fast.world_model"
-FORMAT_VERSION = 1
-
-
-def model_class(kind: str):
-    """The WorldModel subclass for a checkpoint's ``kind``."""
-    from .ensemble import EnsembleWorldModel
-    from .joint import JointWorldModel
-    from .logo import LogoWorldModel
-
-    classes = {c.kind: c for c in (LogoWorldModel, JointWorldModel, EnsembleWorldModel)}
-    if kind not in classes:
-        raise ValueError(f"unknown world-model kind {kind!r}; known: {sorted(classes)}")
-    return classes[kind]
+# Version 2 (logo_fast 0.2): LOGO's deductive model reads [predicted delta, predicted obs] per
+# agent (its first layer is twice as wide), the config gained aux_encoder / select_by /
+# outcome_dropout, and every network's predict() takes raw actions. Version-1 files cannot
+# be mapped onto the new network: they are refused with a message that says to retrain.
+FORMAT_VERSION = 2
 
 
 def write_checkpoint(model, path: str | Path) -> None:
     from .. import __version__
-    from ..data.io import atomic_path
 
     train = model.train_state
     manifest = {
@@ -54,6 +47,7 @@ def write_checkpoint(model, path: str | Path) -> None:
         "n_parameters": model.num_parameters(),
         "rng_state": None if train is None else train.generator_state,
         "train_time_s": 0.0 if train is None else float(train.train_time_s),
+        "data_fingerprint": model.data_fingerprint,
     }
     payload = {
         "manifest": manifest,
@@ -82,13 +76,19 @@ def read_checkpoint(path: str | Path, expected_kind: str | None = None, spec: Da
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise ValueError(f"{path}: not a readable world-model checkpoint ({type(e).__name__}: {e})") from e
+        # torch's own message advises weights_only=False, i.e. running the file's code: never repeat that.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"{path}: not a readable world-model checkpoint ({type(e).__name__}"
+                         f"{': ' + first if first and 'weights_only' not in first else ''})") from None
     m = payload.get("manifest") if isinstance(payload, dict) else None
     if not m or m.get("format") != FORMAT_NAME:
         raise ValueError(f"{path}: not a logo_fast world-model checkpoint")
     version = int(m.get("format_version", -1))
-    if not 1 <= version <= FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {version}; this logo_fast reads 1..{FORMAT_VERSION}")
+    if version == 1:
+        raise ValueError(f"{path}: a format-1 checkpoint (logo_fast 0.1, before the local-to-global deductive "
+                         f"model); this logo_fast reads {FORMAT_VERSION}: retrain the model (wm eval --retrain)")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {version}; this logo_fast reads {FORMAT_VERSION}")
     if expected_kind and m["kind"] != expected_kind:
         raise ValueError(f"{path}: holds a {m['kind']!r} world model, not {expected_kind!r} "
                          "(use logo_fast.model.load_world_model to load any kind)")
@@ -98,10 +98,3 @@ def read_checkpoint(path: str | Path, expected_kind: str | None = None, spec: Da
         except ValueError as e:
             raise ValueError(f"{path}: the checkpoint does not match this dataset ({e})") from e
     return payload
-
-
-def load_world_model(path: str | Path, spec: DatasetSpec | None = None, device: str | None = None):
-    """Load any kind of world-model checkpoint (LOGO, joint or ensemble)."""
-    from .base import WorldModel
-
-    return WorldModel.load(str(path), spec=spec, device=device)

@@ -36,6 +36,14 @@ class _Moments:
             self.hi = torch.maximum(self.hi, hi)
         self.n += x.shape[0]
 
+    def reduce(self, all_reduce) -> None:
+        """Distributed fit: combine every rank's moments (``all_reduce(t, op)``, op sum/min/max)."""
+        if self.sum is None:  # never added to (continuous-only "action" on a discrete task): same on every rank
+            return
+        self.n = int(all_reduce(torch.tensor([self.n], dtype=torch.float64), "sum")[0])
+        self.sum, self.sumsq = all_reduce(self.sum, "sum"), all_reduce(self.sumsq, "sum")
+        self.lo, self.hi = all_reduce(self.lo, "min"), all_reduce(self.hi, "max")
+
     def raw_std(self) -> torch.Tensor:
         mean = self.sum / self.n
         return (self.sumsq / self.n - mean * mean).clamp_min(0.0).sqrt()
@@ -47,8 +55,13 @@ class _Moments:
         return mean.float(), std.float()
 
 
-def dataset_statistics(table: TransitionTable, obs_mask: torch.Tensor, chunk: int = 65_536) -> dict[str, torch.Tensor]:
+def dataset_statistics(table: TransitionTable, obs_mask: torch.Tensor, chunk: int = 65_536,
+                       all_reduce=None) -> dict[str, torch.Tensor]:
     """Normalisers and bounds over ``table``'s transitions.
+
+    ``all_reduce`` (distributed fit, ``logo_fast.distributed``): ``all_reduce(t, op) -> t`` over the
+    ranks (op "sum"/"min"/"max"); ``table`` is then this rank's shard and every rank gets the
+    statistics of the union of the shards. None (the default) changes nothing.
 
     obs_mask: (N, obs_dim) bool. Returns float32 tensors:
       obs_mean, obs_std, obs_lo, obs_hi           (N, obs_dim)  over obs and next_obs
@@ -74,6 +87,9 @@ def dataset_statistics(table: TransitionTable, obs_mask: torch.Tensor, chunk: in
         m["reward"].add(b["reward"][:, None])
         if continuous:
             m["action"].add(b["actions"])
+    if all_reduce is not None:
+        for moments in m.values():
+            moments.reduce(all_reduce)
     out: dict[str, torch.Tensor] = {}
     keep = obs_mask.float()
     for name in ("obs", "dobs", "state", "dstate", "reward") + (("action",) if continuous else ()):

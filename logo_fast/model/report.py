@@ -1,6 +1,6 @@
 """World-model accuracy report: LOGO vs the joint MLP vs the ensemble on held-out episodes.
 
-    logo-fast wm eval --dataset PATH --models logo,joint,ensemble --out DIR
+    logo-fast wm eval --dataset PATH --models logo,joint,ensemble --seeds 0,1,2 --out DIR
 
 Every model is trained on the same training episodes (each early-stops on its own inner
 holdout carved from them) and scored on episodes none of them saw:
@@ -14,15 +14,18 @@ holdout carved from them) and scored on episodes none of them saw:
   (null for the joint model, which has no uncertainty)
 - training time, and step time per 1k rows (median of repeated timed ``step`` calls)
 
-Writes DIR/report.json, DIR/report.md (markdown tables) and DIR/error_vs_horizon.png, and
-DIR/<model>.pt checkpoints that later runs reuse (``--retrain`` trains again).
+With several seeds every figure is reported as mean ± std over them (``aggregate_reports``).
+Writes DIR/report.json, DIR/report.md (markdown tables) and DIR/error_vs_horizon.png over all
+seeds, and per seed DIR/seed<k>/ with that seed's report and <model>.pt checkpoints, which later
+runs reuse only when they were trained on the same data and config (``--retrain`` trains again);
+an interrupted fit resumes from DIR/seed<k>/<model>.partial.pt. The metrics are in ``metrics.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.io import load
 from ..data.schema import OfflineDataset
+from ..files import atomic_path
+from .base import model_class
 from .config import WorldModelConfig
+from .metrics import one_step_metrics, open_loop_metrics, open_loop_starts, step_time_ms_per_1k, variances
 
 KNOWN_MODELS = ("logo", "joint", "ensemble")
 
@@ -41,36 +48,22 @@ DEMO_OVERRIDES = dict(hidden=64, latent=32, agent_embed=4, batch_size=256, epoch
 
 @dataclass
 class EvalArgs:
-    """Train (or reuse) world models on a dataset and report their accuracy on held-out episodes."""
+    """Train (or reuse) world models on a dataset and report their accuracy on held-out episodes, over seeds."""
 
     dataset: str
-    """Dataset path in any format ``logo_fast.data.io.load`` reads."""
+    """Dataset path in any format logo_fast.data.load reads."""
     models: str = "logo,joint,ensemble"
     """Comma-separated models to compare: logo, joint, ensemble."""
     out: str = "wm_eval"
-    """Output directory: report.json, report.md, error_vs_horizon.png and one checkpoint per model."""
+    """Output directory: report.json, report.md and error_vs_horizon.png over all seeds, and seed<k>/ with each seed's report and checkpoints."""  # noqa: E501
+    seeds: str = ""
+    """Comma-separated seeds, e.g. 0,1,2: every figure becomes a mean +- std over them (empty = --model.seed alone). A seed sets the models' initialisation and minibatch order; the held-out episodes stay the same."""  # noqa: E501
+    split_seed: int = 0
+    """Seeds which episodes are held out for the report."""
     holdout_fraction: float = 0.1
     """Episodes held out for the report (never trained on)."""
     max_episodes: int = 0
     """Use only the first this many episodes (0 = all)."""
-    epochs: int = 100
-    """Upper bound on training epochs (early stopping usually ends sooner)."""
-    max_steps: int = 0
-    """Hard cap on optimiser steps per model (0 = none)."""
-    patience: int = 5
-    """Holdout evaluations without improvement before a model stops."""
-    eval_every: int = 0
-    """Optimiser steps between early-stopping evaluations (0 = once per epoch)."""
-    hidden: int = 128
-    """Width of LOGO's layers; the baselines are sized to LOGO's parameter count."""
-    latent: int = 64
-    """LOGO's per-agent latent size."""
-    batch_size: int = 256
-    """Transitions per minibatch."""
-    lr: float = 1e-3
-    """Learning rate."""
-    nll_beta: float = 0.0
-    """beta-NLL for the ensemble's Gaussian likelihood (0 = plain NLL as in MOPO, 0.5 = beta-NLL)."""
     horizon: int = 15
     """Longest open-loop horizon."""
     max_eval_rows: int = 20_000
@@ -78,149 +71,80 @@ class EvalArgs:
     max_open_loop_starts: int = 2_000
     """Open-loop starts (a seeded random subset beyond this)."""
     open_loop_from: str = "episode_start"
-    """Open-loop starts: "episode_start" (first steps of held-out episodes) or "any_step"."""
-    seed: int = 0
-    """Seeds the split, every model's initialisation and minibatch order."""
-    device: str = "cpu"
-    """Torch device."""
-    threads: int = 0
-    """torch CPU threads (0 = leave torch's default); small models run fastest on 1-2."""
+    """Open-loop starts: episode_start (first steps of held-out episodes) or any_step."""
+    threads: int = 1
+    """torch CPU threads (0 = torch's default); these models are small and train fastest on one thread."""
     retrain: bool = False
-    """Train again even when OUT/<model>.pt exists."""
+    """Train again even when a checkpoint of the same data and config exists."""
+    resume: bool = True
+    """Continue an interrupted fit from its partial checkpoint (seed<k>/<model>.partial.pt) when its data and config match."""  # noqa: E501
     progress: bool = True
     """Show training progress bars."""
-
-
-def _normalised_se(pred: torch.Tensor, true: torch.Tensor, var: torch.Tensor, mask: torch.Tensor | None = None):
-    """Per-row mean of (pred - true)^2 / var over the (real) features: (B, ...) -> (B,)."""
-    se = (pred - true).square() / var
-    if mask is not None:
-        se = se * mask
-        return se.flatten(1).sum(1) / mask.sum()
-    return se.flatten(1).mean(1)
-
-
-def _variances(table) -> dict[str, torch.Tensor]:
-    """Per-feature variance of next obs/state over the evaluation rows (floored: constant features count as 1)."""
-    b = table.store.gather(table.rows)
-    out = {}
-    for k in ("next_obs", "next_state"):
-        v = b[k].double().var(0, unbiased=False).float()
-        out[k] = torch.where(v < 1e-8, torch.ones_like(v), v)
-    return out
-
-
-def _spearman(u: np.ndarray, err: np.ndarray) -> float | None:
-    from scipy.stats import spearmanr
-
-    if len(u) < 3 or np.all(u == u[0]) or np.all(err == err[0]):
-        return None
-    rho = spearmanr(u, err).statistic
-    return None if not np.isfinite(rho) else float(rho)
-
-
-def one_step_metrics(model, table, positions: torch.Tensor, var: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """One-step errors of ``model`` on ``table`` rows ``positions`` (see the module docstring)."""
-    b = table.batch(positions)
-    spec = model.spec
-    res = model.step(b["obs"], b["state"], b["actions"])
-    mask = torch.as_tensor(spec.obs_mask()).float()
-    nxt_obs, nxt_state = b["next_obs"], b["next_state"]
-    pred_obs, pred_state = res.next_obs.cpu(), res.next_state.cpu()
-    state_err = _normalised_se(pred_state, nxt_state, var["next_state"])
-    term = b["terminal"]
-    out: dict[str, Any] = {
-        "rows": int(positions.numel()),
-        "obs_mse": float(((pred_obs - nxt_obs).square() * mask).sum() / (mask.sum() * len(term))),
-        "obs_nmse": float(_normalised_se(pred_obs, nxt_obs, var["next_obs"], mask).mean()),
-        "state_mse": float((pred_state - nxt_state).square().mean()),
-        "state_nmse": float(state_err.mean()),
-        "reward_mse": float((res.reward.cpu() - b["reward"]).square().mean()),
-        "reward_var": float(b["reward"].var(unbiased=False)),
-        "term_accuracy": float((res.terminal.cpu() == term).float().mean()),
-        "term_recall": float(res.terminal.cpu()[term].float().mean()) if term.any() else None,
-        "n_terminal": int(term.sum()),
-    }
-    if res.next_avail is not None and "next_avail" in b:
-        out["avail_accuracy"] = float((res.next_avail.cpu() == b["next_avail"]).float().mean())
-    u = res.u.cpu().numpy()
-    out["u_mean"] = float(u.mean())
-    out["spearman_u_state_error"] = _spearman(u, state_err.numpy()) if model.has_uncertainty else None
-    out["spearman_u_obs_error"] = (
-        _spearman(u, _normalised_se(pred_obs, nxt_obs, var["next_obs"], mask).numpy()) if model.has_uncertainty
-        else None)
-    return out
-
-
-def open_loop_starts(holdout: OfflineDataset, how: str, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(start step, end of its episode) pairs for open-loop evaluation, at most ``limit`` (seeded subset).
-
-    how: "episode_start" (the first step of held-out episodes) or "any_step" (any held-out step,
-    so the horizon-1 error matches the one-step error in expectation).
-    """
-    starts, ends = holdout.episode_bounds()
-    rng = np.random.default_rng(seed)
-    if how == "episode_start":
-        pick = np.sort(rng.permutation(len(starts))[:limit])
-        return starts[pick], ends[pick]
-    if how == "any_step":
-        episode_end = np.repeat(ends, ends - starts)
-        pick = np.sort(rng.permutation(len(holdout))[:limit])
-        return pick.astype(np.int64), episode_end[pick]
-    raise ValueError(f"open_loop_from must be 'episode_start' or 'any_step', got {how!r}")
-
-
-def open_loop_metrics(model, store, start_steps: np.ndarray, end_steps: np.ndarray, horizon: int,
-                      var: dict[str, torch.Tensor]) -> dict[str, list]:
-    """Normalised state/obs MSE at horizons 1..H, feeding the model its own predictions and the logged actions.
-
-    start_steps/end_steps: (K,) each start's step and the end (exclusive) of its episode. Rows
-    whose episode ends before horizon h (no true next step) leave the average at h.
-    """
-    s0, e0 = torch.as_tensor(start_steps), torch.as_tensor(end_steps)
-    obs = store.obs[s0].to(model.device)
-    state = store.state[s0].to(model.device)
-    mask = torch.as_tensor(model.spec.obs_mask()).float()
-    state_curve, obs_curve, reward_curve, counts = [], [], [], []
-    alive = torch.ones(len(s0), dtype=torch.bool)
-    for h in range(horizon):
-        t = s0 + h
-        alive &= t < e0
-        tt = torch.where(alive, t, s0)
-        alive &= store.next_row[tt] >= 0
-        idx = torch.nonzero(alive).flatten()
-        if idx.numel() == 0:
-            break
-        steps = t[idx]
-        res = model.step(obs[idx], state[idx], store.actions[steps])
-        nxt = store.next_row[steps]
-        s_err = _normalised_se(res.next_state.cpu(), store.state[nxt], var["next_state"])
-        o_err = _normalised_se(res.next_obs.cpu(), store.obs[nxt], var["next_obs"], mask)
-        state_curve.append(float(s_err.mean()))
-        obs_curve.append(float(o_err.mean()))
-        reward_curve.append(float((res.reward.cpu() - store.rewards[steps]).square().mean()))
-        counts.append(int(idx.numel()))
-        obs[idx] = res.next_obs
-        state[idx] = res.next_state
-    return {"state_nmse": state_curve, "obs_nmse": obs_curve, "reward_mse": reward_curve, "rows": counts}
-
-
-def step_time_ms_per_1k(model, table, rows: int = 4096, repeats: int = 5) -> float:
-    """Median wall time of ``model.step`` on ``rows`` rows, in ms per 1000 rows."""
-    pos = torch.arange(rows) % len(table)
-    b = table.batch(pos, model.device)
-    args = (b["obs"], b["state"], b["actions"])
-    model.step(*args)  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model.step(*args)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000 * 1000 / rows)
+    model: WorldModelConfig = dataclasses.field(default_factory=WorldModelConfig)
+    """World-model configuration shared by every model (the baselines are sized to LOGO's parameter count)."""
 
 
 def _model_path(out_dir: Path | None, kind: str) -> Path | None:
     return None if out_dir is None else out_dir / f"{kind}.pt"
+
+
+_SELECTION_RULES = {
+    "state_obs": "early stopping and the kept weights follow the normalised next-state + next-obs holdout error "
+                 "(rollout mode)",
+    "weighted": "early stopping and the kept weights follow the weighted training losses on the holdout "
+                "(rollout mode)",
+}
+
+
+def _checkpoint_mismatch(path: Path, kind: str, train_ds: OfflineDataset, cfg: WorldModelConfig,
+                         ignore: tuple[str, ...] = ("device",)) -> str | None:
+    """Why the checkpoint at ``path`` may not stand in for a fit of ``kind`` on ``train_ds`` with ``cfg``, or None."""
+    from .checkpoint import read_checkpoint
+    from .fingerprint import dataset_fingerprint
+
+    try:
+        m = read_checkpoint(path, expected_kind=kind, spec=train_ds.spec)["manifest"]
+    except ValueError as e:
+        return str(e).splitlines()[0]
+    saved, fp = m.get("data_fingerprint"), dataset_fingerprint(train_ds)
+    if saved != fp:
+        return f"trained on other data (fingerprint {saved}, this data {fp})"
+    ours = {k: v for k, v in cfg.to_dict().items() if k not in ignore}
+    theirs = {k: v for k, v in m["config"].items() if k not in ignore}
+    diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    if diff:
+        return "trained with another config (" + ", ".join(f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}"
+                                                          for k in diff[:6]) + ")"
+    return None
+
+
+def _fit_or_reuse(cls, name: str, train_ds: OfflineDataset, cfg: WorldModelConfig, out: Path | None,
+                  progress: bool, retrain: bool, resume: bool):
+    """-> (model, reused): the checkpoint at out/<name>.pt when it matches this data and config, else a fit."""
+    path = _model_path(out, name)
+    if path is not None and path.is_file() and not retrain:
+        why = _checkpoint_mismatch(path, name, train_ds, cfg)
+        if why is None:
+            print(f"wm eval: reusing {path} (same data and config; --retrain trains again)")
+            return cls.load(str(path), spec=train_ds.spec, device=cfg.device), True
+        print(f"wm eval: retraining {name}: {path} was {why}")
+    partial = None if path is None else path.with_suffix(".partial.pt")
+    resume_from = None
+    if partial is not None and partial.is_file():
+        # A resumed fit takes its budget (epochs, max_steps, patience) and device from this run (see fit()).
+        why = (_checkpoint_mismatch(partial, name, train_ds, cfg, ("device", "epochs", "max_steps", "patience"))
+               if resume and not retrain else "not resumed")
+        if why is None:
+            print(f"wm eval: resuming {name} from {partial}")
+            resume_from = str(partial)
+        else:
+            print(f"wm eval: starting {name} afresh ({partial}: {why})")
+    model = cls(config=cfg).fit(train_ds, progress=progress, resume_from=resume_from,
+                                checkpoint_path=None if partial is None else str(partial))
+    if path is not None:
+        model.save(str(path))
+        partial.unlink(missing_ok=True)
+    return model, False
 
 
 def evaluate_models(
@@ -236,6 +160,7 @@ def evaluate_models(
     open_loop_from: str = "episode_start",
     retrain: bool = False,
     return_models: bool = False,
+    resume: bool = True,
     **overrides: Any,
 ) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
     """Fit each model on ``train_ds`` and score it on ``holdout_ds``; return the report dict.
@@ -243,18 +168,19 @@ def evaluate_models(
     config:    base WorldModelConfig (default: ``WorldModelConfig()``), then ``overrides``
                applied (e.g. ``hidden=64, epochs=20``; ``logo_fast.model.report.DEMO_OVERRIDES``
                are sizes that train all three models on ~5k MPE steps in seconds on a CPU)
-    out_dir:   when set, checkpoints go to out_dir/<model>.pt and are reused on later calls
-               (unless ``retrain``), and report.json / report.md / error_vs_horizon.png are written
+    out_dir:   when set, checkpoints go to out_dir/<model>.pt and are reused on later calls only
+               when they were trained on the same data (fingerprint) with the same config (unless
+               ``retrain``); report.json / report.md / error_vs_horizon.png are written there
+    resume:    continue a fit interrupted mid-way from out_dir/<model>.partial.pt (same data and config)
     open_loop_from: "episode_start" or "any_step" (see ``open_loop_starts``)
     return_models: also return {name: fitted model}
     """
     from ..data.validate import validate_dataset
-    from . import MODEL_CLASSES
     from .transitions import TransitionStore, TransitionTable
 
-    unknown = [m for m in models if m not in MODEL_CLASSES]
+    unknown = [m for m in models if m not in KNOWN_MODELS]
     if unknown or not models:
-        raise ValueError(f"evaluate_models: unknown models {unknown} (known: {list(MODEL_CLASSES)})")
+        raise ValueError(f"evaluate_models: unknown models {unknown} (known: {list(KNOWN_MODELS)})")
     validate_dataset(train_ds)
     validate_dataset(holdout_ds)
     train_ds.spec.check_compatible(holdout_ds.spec)
@@ -270,7 +196,7 @@ def evaluate_models(
     positions = torch.randperm(len(table), generator=gen)[:max_eval_rows].sort().values
     eval_table = TransitionTable(store)
     eval_table.rows = table.rows[positions]
-    var = _variances(eval_table)
+    var = variances(eval_table)
     n_ep = holdout_ds.n_episodes
     ol_starts, ol_ends = open_loop_starts(holdout_ds, open_loop_from, max_open_loop_starts, cfg.seed + 13)
 
@@ -280,22 +206,15 @@ def evaluate_models(
                     "holdout_episodes": n_ep, "eval_rows": int(positions.numel()),
                     "open_loop_starts": int(len(ol_starts)), "open_loop_from": open_loop_from},
         "config": cfg.to_dict(),
+        "selection": _SELECTION_RULES[cfg.select_by],
         "horizons": list(range(1, horizon + 1)),
         "torch_threads": torch.get_num_threads(),
         "models": {},
     }
     fitted = {}
     for name in models:
-        cls = MODEL_CLASSES[name]
-        path = _model_path(out, name)
-        reused = False
-        if path is not None and path.is_file() and not retrain:
-            model = cls.load(str(path), spec=train_ds.spec, device=cfg.device)
-            reused = True
-        else:
-            model = cls(config=cfg).fit(train_ds, progress=progress)
-            if path is not None:
-                model.save(str(path))
+        cls = model_class(name)
+        model, reused = _fit_or_reuse(cls, name, train_ds, cfg, out, progress, retrain, resume)
         fitted[name] = model
         ts = model.train_state
         entry: dict[str, Any] = {
@@ -345,6 +264,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         "| term acc | term recall | avail acc | Spearman(u, state err) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    lines.insert(3, f"Model selection: {report.get('selection', '—')}.")
+    lines.insert(4, "")
     for name, m in report["models"].items():
         o = m["one_step"]
         lines.append(
@@ -374,22 +295,118 @@ def markdown_report(report: dict[str, Any]) -> str:
 
 
 def plot_error_vs_horizon(report: dict[str, Any], path: Path) -> None:
+    """One seed's open-loop curves: the seed-summary plot with no spread."""
+    as_summary = {"dataset": report["dataset"], "seeds": [report["config"]["seed"]], "models": {
+        name: {"open_loop": {k: {"mean": m["open_loop"][k], "std": [0.0] * len(m["open_loop"][k])}
+                             for k in ("state_nmse", "obs_nmse")}}
+        for name, m in report["models"].items()}}
+    plot_summary(as_summary, path)
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    with atomic_path(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=float))
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text(markdown_report(report))
+    plot_error_vs_horizon(report, out / "error_vs_horizon.png")
+
+
+# One-step metrics summarised over seeds (mean, std, values), in the order the summary table shows them.
+SUMMARY_METRICS = ("state_nmse", "obs_nmse", "reward_nmse", "term_accuracy", "avail_accuracy",
+                   "spearman_u_state_error")
+
+
+def _stats(values: list[float | None]) -> dict[str, Any]:
+    v = [x for x in values if x is not None]
+    if not v:
+        return {"mean": None, "std": None, "values": values}
+    return {"mean": float(np.mean(v)), "std": float(np.std(v)), "values": values}
+
+
+def aggregate_reports(reports: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """Per-seed reports of ``evaluate_models`` -> one summary: every figure as mean, std and per-seed values."""
+    first = reports[0]
+    out: dict[str, Any] = {"dataset": first["dataset"], "config": first["config"], "selection": first["selection"],
+                           "seeds": seeds, "horizons": first["horizons"], "torch_threads": first["torch_threads"],
+                           "models": {}}
+    for name, m0 in first["models"].items():
+        per = [r["models"][name] for r in reports]
+        entry: dict[str, Any] = {"kind": name, "has_uncertainty": m0["has_uncertainty"],
+                                 "n_parameters": m0["n_parameters"],
+                                 "train_time_s": _stats([m["train_time_s"] for m in per]),
+                                 "step_ms_per_1k_rows": _stats([m["step_ms_per_1k_rows"] for m in per]),
+                                 "one_step": {k: _stats([m["one_step"].get(k) for m in per]) for k in SUMMARY_METRICS},
+                                 "open_loop": {}}
+        for key in ("state_nmse", "obs_nmse"):
+            H = min(len(m["open_loop"][key]) for m in per)
+            curves = np.array([m["open_loop"][key][:H] for m in per])
+            entry["open_loop"][key] = {"mean": curves.mean(0).tolist(), "std": curves.std(0).tolist()}
+        out["models"][name] = entry
+    return out
+
+
+def _pm(s: dict[str, Any], digits: int = 4) -> str:
+    if s["mean"] is None:
+        return "—"
+    return f"{s['mean']:.{digits}g} ± {s['std']:.2g}"
+
+
+def markdown_summary(summary: dict[str, Any]) -> str:
+    """The seed summary as markdown: one-step table, open-loop table, the selection rule."""
+    d = summary["dataset"]
+    seeds = summary["seeds"]
+    lines = [
+        f"# World-model accuracy: {d['env'] or 'dataset'} ({len(seeds)} seed{'s' * (len(seeds) > 1)}: "
+        f"{', '.join(map(str, seeds))})",
+        "",
+        f"Trained on {d['train_steps']} steps ({d['train_episodes']} episodes); scored on {d['eval_rows']} held-out "
+        f"transitions from {d['holdout_episodes']} unseen episodes; open loop from {d['open_loop_starts']} held-out "
+        f"starts ({d.get('open_loop_from')}) with the logged actions. nMSE = MSE / per-feature variance of the "
+        f"held-out data (1.0 = predicting the mean). Every figure is mean ± std over the seeds. "
+        f"Model selection: {summary['selection']}. torch threads: {summary['torch_threads']}.",
+        "",
+        "| model | params | train s | step ms / 1k rows | state nMSE | obs nMSE | reward nMSE | term acc "
+        "| avail acc | Spearman(u, state err) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in summary["models"].items():
+        o = m["one_step"]
+        lines.append(f"| {name} | {m['n_parameters']:,} | {_pm(m['train_time_s'], 3)} "
+                     f"| {_pm(m['step_ms_per_1k_rows'], 3)} | {_pm(o['state_nmse'])} | {_pm(o['obs_nmse'])} "
+                     f"| {_pm(o['reward_nmse'], 3)} | {_pm(o['term_accuracy'], 3)} | {_pm(o['avail_accuracy'], 3)} "
+                     f"| {_pm(o['spearman_u_state_error'], 3)} |")
+    hs = summary["horizons"]
+    picks = [h for h in (1, 2, 5, 10, 15) if h <= len(hs)]
+    for key, title in (("state_nmse", "state"), ("obs_nmse", "obs")):
+        lines += ["", f"Open-loop {title} nMSE by horizon (mean ± std over seeds):", "",
+                  "| model | " + " | ".join(f"h={h}" for h in picks) + " |", "|---|" + "---|" * len(picks)]
+        for name, m in summary["models"].items():
+            c = m["open_loop"][key]
+            cells = [(f"{c['mean'][h - 1]:.4g} ± {c['std'][h - 1]:.2g}" if h - 1 < len(c["mean"]) else "—")
+                     for h in picks]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_summary(summary: dict[str, Any], path: Path) -> None:
+    """Open-loop error vs horizon, mean over seeds with a ±1 std band (log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..data.io import atomic_path
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, title in ((axes[0], "state_nmse", "global state"), (axes[1], "obs_nmse", "local observations")):
-        for name, m in report["models"].items():
-            curve = m["open_loop"][key]
-            ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label=name)
+        for name, m in summary["models"].items():
+            mean, std = np.array(m["open_loop"][key]["mean"]), np.array(m["open_loop"][key]["std"])
+            h = np.arange(1, len(mean) + 1)
+            ax.plot(h, mean, marker="o", ms=3, label=name)
+            ax.fill_between(h, np.maximum(mean - std, 1e-12), mean + std, alpha=0.2)
         ax.set_yscale("log")
         ax.set_xlabel("open-loop horizon (steps)")
         ax.set_ylabel("nMSE (held-out)")
-        ax.set_title(f"{title}: {report['dataset']['env']}")
+        n = len(summary["seeds"])
+        ax.set_title(f"{title}: {summary['dataset']['env']} ({n} seed{'s' * (n > 1)})")
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -398,37 +415,69 @@ def plot_error_vs_horizon(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(report: dict[str, Any], out: Path) -> None:
-    from ..data.io import atomic_path
-
+def write_summary(summary: dict[str, Any], out: Path) -> None:
     with atomic_path(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=float))
+        tmp.write_text(json.dumps(summary, indent=2, default=float))
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(markdown_report(report))
-    plot_error_vs_horizon(report, out / "error_vs_horizon.png")
+        tmp.write_text(markdown_summary(summary))
+    plot_summary(summary, out / "error_vs_horizon.png")
+
+
+def parse_seeds(text: str, default: int) -> list[int]:
+    """"0,1,2" -> [0, 1, 2]; "" -> [default]. Raises ValueError naming the option on anything else."""
+    if not text.strip():
+        return [default]
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: expected comma-separated integers such as 0,1,2, got {text!r}") from None
+    bad = [x for x in seeds if x < 0]
+    if bad or not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: expected distinct integers >= 0, got {text!r}")
+    return seeds
 
 
 def run_eval(args: EvalArgs) -> dict[str, Any]:
-    """The ``logo-fast wm eval`` command: load, split by episodes, evaluate, write and print the report."""
-    from ..data.io import load
-
+    """The ``logo-fast wm eval`` command: load, split by episodes, evaluate per seed, write and print the summary."""
+    problems = []
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    unknown = [m for m in models if m not in KNOWN_MODELS]
+    if unknown or not models:
+        problems.append(f"--models: unknown {unknown or args.models!r} (known: {', '.join(KNOWN_MODELS)})")
+    try:
+        seeds = parse_seeds(args.seeds, args.model.seed)
+    except ValueError as e:
+        problems.append(str(e))
+    if not 0.0 < args.holdout_fraction < 1.0:
+        problems.append(f"--holdout-fraction: must be in (0, 1), got {args.holdout_fraction}")
+    if args.horizon < 1:
+        problems.append(f"--horizon: must be >= 1, got {args.horizon}")
+    if args.open_loop_from not in ("episode_start", "any_step"):
+        problems.append(f"--open-loop-from: episode_start or any_step, got {args.open_loop_from!r}")
+    if args.threads < 0:
+        problems.append(f"--threads: must be >= 0, got {args.threads}")
+    if problems:
+        raise ValueError("wm eval: " + "; ".join(problems))
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     ds = load(args.dataset)
     if args.max_episodes and args.max_episodes < ds.n_episodes:
         ds = ds.select_episodes(np.arange(args.max_episodes))
-    train, hold = ds.split_episodes(args.holdout_fraction, args.seed)
-    cfg = WorldModelConfig(hidden=args.hidden, latent=args.latent, batch_size=args.batch_size, lr=args.lr,
-                           nll_beta=args.nll_beta,
-                           epochs=args.epochs, max_steps=args.max_steps, patience=args.patience,
-                           eval_every=args.eval_every, seed=args.seed, device=args.device)
-    report = evaluate_models(train, hold, models, cfg, out_dir=args.out, progress=args.progress,
-                             horizon=args.horizon, max_eval_rows=args.max_eval_rows,
-                             max_open_loop_starts=args.max_open_loop_starts, open_loop_from=args.open_loop_from,
-                             retrain=args.retrain)
-    report["dataset"]["path"] = args.dataset
-    write_report(report, Path(args.out))
-    print(markdown_report(report))
-    print(f"\nwrote {args.out}/report.json, report.md, error_vs_horizon.png")
-    return report
+    train, hold = ds.split_episodes(args.holdout_fraction, args.split_seed)
+    out = Path(args.out)
+    reports = []
+    for seed in seeds:
+        cfg = args.model.replace(seed=seed)
+        print(f"wm eval: seed {seed} ({len(reports) + 1}/{len(seeds)})")
+        rep = evaluate_models(train, hold, models, cfg, out_dir=out / f"seed{seed}", progress=args.progress,
+                              horizon=args.horizon, max_eval_rows=args.max_eval_rows,
+                              max_open_loop_starts=args.max_open_loop_starts, open_loop_from=args.open_loop_from,
+                              retrain=args.retrain, resume=args.resume)
+        rep["dataset"]["path"] = args.dataset
+        write_report(rep, out / f"seed{seed}")
+        reports.append(rep)
+    summary = aggregate_reports(reports, seeds)
+    write_summary(summary, out)
+    print(markdown_summary(summary))
+    print(f"wrote {out}/report.json, report.md, error_vs_horizon.png (per seed: {out}/seed<k>/)")
+    return summary

@@ -14,15 +14,16 @@ ROLLOUT_KEYS = ("obs", "state", "actions", "rewards", "terminals", "next_obs", "
                 "next_avail", "u", "horizon_step", "start")
 
 
-def _gather_starts(model, starts: Any, dataset: OfflineDataset | None, generator: torch.Generator | None):
-    """-> obs (B, N, D), state (B, S), avail (B, N, n_actions) or None, start_index (B,) (-1 for given tensors)."""
+def gather_starts(model, starts: Any, dataset: OfflineDataset | None, generator: torch.Generator | None):
+    """-> obs (B, N, D), state (B, S), avail (B, N, n_actions) or None, start_index (B,) or None (dict starts)."""
     spec = model.spec
     if isinstance(starts, dict):
         missing = [k for k in ("obs", "state") if k not in starts]
         if missing:
             raise ValueError(f"rollout: starts dict lacks {missing} (needs obs, state and, for discrete tasks, avail)")
-        obs, state = starts["obs"], starts["state"]
-        avail = starts.get("avail")
+        # Lists (or nested lists) become arrays, so the step checks report shapes, not AttributeErrors.
+        obs, state, avail = (v if v is None or hasattr(v, "shape") else np.asarray(v)
+                             for v in (starts["obs"], starts["state"], starts.get("avail")))
         if spec.discrete and avail is None:
             n = obs.shape[0]
             avail = torch.ones(n, spec.n_agents, spec.n_actions, dtype=torch.bool)
@@ -95,18 +96,20 @@ def rollout(
     or at the horizon. Start states and predictions are clipped to the dataset bounds plus ``clip_margin``; a
     non-finite prediction raises ``NonFinitePredictionError``. Returns a dict of tensors, one row
     per synthetic transition, on the model's device: obs (K, N, D), state (K, S), actions,
-    rewards (K,) (minus ``reward_penalty * u`` when that is set), terminals (K,) bool, next_obs,
-    next_state, u (K,), horizon_step (K,) int64 (0-based), start (K,) int64 (row of the start),
+    rewards (K,) (minus ``config.reward_penalty * u`` when that is set, for any model with an
+    uncertainty), terminals (K,) bool, next_obs,
+    next_state, u (K,), horizon_step (K,) int64 (0-based), start (K,) int64 (the start's index into
+    ``dataset``; for dict starts, the start's row in the dict),
     and for discrete tasks avail_actions / next_avail (K, N, n_actions) bool.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress as progress_bar
 
     model._require_net()
     if not isinstance(horizon, int | np.integer) or horizon < 1:
         raise ValueError(f"rollout: horizon must be an int >= 1, got {horizon!r}")
     if u_threshold is not None and not np.isfinite(u_threshold):
         raise ValueError(f"rollout: u_threshold must be finite, got {u_threshold}")
-    obs, state, avail, _ = _gather_starts(model, starts, dataset, generator)
+    obs, state, avail, start_index = gather_starts(model, starts, dataset, generator)
     # A zero action of the right shape lets the start states be checked with step()'s checks.
     spec = model.spec
     B0 = obs.shape[0] if hasattr(obs, "shape") else 0
@@ -125,14 +128,16 @@ def rollout(
     avail = None if avail is None else avail.clone()
     B = obs.shape[0]
     device = model.device
-    row = torch.arange(B, device=device)
+    # Each transition records where its trajectory started: the dataset index for index starts,
+    # the row of the dict for dict starts.
+    row = torch.arange(B, device=device) if start_index is None else start_index.to(device)
     alive = torch.ones(B, dtype=torch.bool, device=device)
     penalty = model.config.reward_penalty if model.has_uncertainty else 0.0
     sample_gen = generator if (model.kind == "ensemble" and model.config.sample_members) else None
     if model.kind == "ensemble" and model.config.sample_members and sample_gen is None:
         sample_gen = torch.Generator(device=device).manual_seed(model.config.seed)
     out: dict[str, list[torch.Tensor]] = {k: [] for k in ROLLOUT_KEYS}
-    for h in tqdm(range(horizon), disable=not progress, desc=f"rollout {model.kind}", leave=False):
+    for h in progress_bar(range(horizon), desc=f"rollout {model.kind}", quiet=not progress, unit="step"):
         live = torch.nonzero(alive).flatten()
         if live.numel() == 0:
             break

@@ -1,21 +1,23 @@
-"""Reference for ``weighted_sample``: weighted draws by prefix blocks and Philox, in plain PyTorch.
+"""Reference for ``weighted_sample``: weighted draws by an 8-ary prefix tree and Philox, in plain PyTorch.
 
 This is the source of truth and the CPU/GPU fallback of the compiled sampler (csrc/weighted_sample.h
-documents the same spec). It performs the same float64 operations in the same order as the C++ path,
-so on CPU the two return identical indices for the same seed; on CUDA only ``torch.cumsum``'s
-association differs (identical when the partial sums are exact, e.g. integer weights).
+documents the same spec). It performs the same float64 operations in the same order as the C++ and
+CUDA paths (every tree entry is a left-to-right sum of at most 8 values), so all three return
+identical indices for the same seed.
 
-Layout. Items form S segments, ``offsets`` (S + 1,) int64; each segment is cut into blocks of
-``BLOCK_SIZE`` items. The structure has three float64 buffers:
+Layout. Items form S segments, ``offsets`` (S + 1,) int64. Segment s owns ``tree[tree_off[s]:
+tree_off[s + 1]]``: level l (0 = items) has m_l = ceil(max(len, 1) / 8^(l + 1)) nodes and stores
 
-    local        (N,)                 prefix sum of the weights inside each block
-    block_total  (n_blocks,)          sum of each block
-    block_cum    (n_blocks + S,)      per segment: 0, t0, t0 + t1, ..., total (nb_s + 1 entries)
+    P_l  (8 m_l,)             per node, the inclusive prefix of its 8 children's values
+    T_l  (8 ceil(m_l / 8),)   the node totals, zero-padded (the children's values of level l + 1)
+
+laid out [P_0][T_0][P_1][T_1]...; the top level has one node and T_top[0] is the total.
 
 Randomness. Draw ``j`` of segment ``s`` uses Philox4x32-10 with counter
-``(lo32(offset + j), hi32(offset + j), s, 0)`` and key ``(lo32(seed), hi32(seed))``; the
-without-replacement key of item ``i`` (local to its segment) uses counter ``(lo32(i // 2), hi32(i // 2), s, 1)``
-(words 0-1 for even i, 2-3 for odd i).
+``(lo32(offset + j), hi32(offset + j), s, 0)`` and key ``(lo32(seed), hi32(seed))``. Without
+replacement, candidate ``j`` uses counter ``(lo32(j), hi32(j), s, 2)`` (phase A) and the exponential
+key of item ``i`` (local to its segment) counter ``(lo32(i // 2), hi32(i // 2), s, 1)`` (phase B;
+words 0-1 for even i, 2-3 for odd i).
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-
-BLOCK_SIZE = 1024  # must equal logo_fast._C.BLOCK_SIZE (checked by the tests)
 
 TAG_DRAW = 0
 TAG_KEY = 1
@@ -116,13 +116,59 @@ def exponential_keys(seed: int, item: torch.Tensor, stream: torch.Tensor, w: tor
 
 
 # ---- layout --------------------------------------------------------------------------------
-def block_layout(offsets: Sequence[int] | torch.Tensor) -> tuple[list[int], int]:
-    """-> (block_base (S + 1 ints), n_blocks). Segment s owns blocks block_base[s] .. block_base[s + 1]."""
+FANOUT = 8  # must equal logo_fast._C.FANOUT (checked by the tests)
+_BITS = 3
+TAG_DISTINCT = 2
+
+
+def level_nodes(length: int, level: int) -> int:
+    """Nodes of level ``level`` of a segment of ``length`` items: ceil(max(length, 1) / 8^(level + 1))."""
+    return ((max(length, 1) - 1) >> (_BITS * (level + 1))) + 1
+
+
+def segment_levels(length: int) -> tuple[list[int], list[int], int]:
+    """-> (P offsets per level, T offsets per level, tree size) of one segment, relative to its start."""
+    p_off, t_off, at, level = [], [], 0, 0
+    while True:
+        m = level_nodes(length, level)
+        p_off.append(at)
+        at += m * FANOUT
+        t_off.append(at)
+        at += -(-m // FANOUT) * FANOUT
+        if m == 1:
+            return p_off, t_off, at
+        level += 1
+
+
+def tree_layout(offsets: Sequence[int] | torch.Tensor) -> tuple[list[int], int]:
+    """-> (tree_off (S + 1 ints), n_tree). Segment s owns tree[tree_off[s]:tree_off[s + 1]]."""
     off = [int(o) for o in (offsets.tolist() if isinstance(offsets, torch.Tensor) else offsets)]
     base = [0]
     for s in range(len(off) - 1):
-        base.append(base[-1] + (off[s + 1] - off[s] + BLOCK_SIZE - 1) // BLOCK_SIZE)
+        base.append(base[-1] + segment_levels(off[s + 1] - off[s])[2])
     return base, base[-1]
+
+
+class _Levels:
+    """Per-segment level tables as tensors: p_off/t_off (S, max_levels) absolute, levels (S,)."""
+
+    def __init__(self, off_list: list[int], device: torch.device):
+        S = len(off_list) - 1
+        tree_off, _ = tree_layout(off_list)
+        lens = [off_list[s + 1] - off_list[s] for s in range(S)]
+        tabs = [segment_levels(n) for n in lens]
+        self.max_levels = max(len(t[0]) for t in tabs)
+        pad = lambda xs, fill: xs + [fill] * (self.max_levels - len(xs))
+        self.levels_list = [len(t[0]) for t in tabs]
+        self.nodes_list = [[level_nodes(n, lv) for lv in range(self.max_levels)] for n in lens]
+        self.p_off = torch.tensor([pad([tree_off[s] + x for x in tabs[s][0]], 0) for s in range(S)],
+                                  dtype=torch.int64, device=device)
+        self.t_off = torch.tensor([pad([tree_off[s] + x for x in tabs[s][1]], 0) for s in range(S)],
+                                  dtype=torch.int64, device=device)
+        self.levels = torch.tensor(self.levels_list, dtype=torch.int64, device=device)
+        self.off = torch.tensor(off_list, dtype=torch.int64, device=device)
+        self.lens = torch.tensor(lens, dtype=torch.int64, device=device)
+        self.tree_off = tree_off
 
 
 def _check_weights(values: torch.Tensor, index: torch.Tensor) -> None:
@@ -133,108 +179,125 @@ def _check_weights(values: torch.Tensor, index: torch.Tensor) -> None:
                          "every weight must be finite and >= 0")
 
 
-def build_prefix_blocks(
-    weights: torch.Tensor,
-    offsets: torch.Tensor,
-    local: torch.Tensor,
-    block_total: torch.Tensor,
-    block_cum: torch.Tensor,
-    blocks: torch.Tensor | None = None,
-) -> None:
-    """Rebuild, in place, the prefix blocks listed in ``blocks`` (all when None) and every segment's block_cum.
+def _recompute(weights: torch.Tensor, tree: torch.Tensor, lv: _Levels, level: int, seg: torch.Tensor,
+               node: torch.Tensor) -> None:
+    """Recompute nodes ``node`` (k,) of segments ``seg`` (k,) at ``level`` from their children."""
+    dev = weights.device
+    c = node[:, None] * FANOUT + torch.arange(FANOUT, dtype=torch.int64, device=dev)  # (k, 8) children
+    if level == 0:
+        inside = c < lv.lens[seg][:, None]
+        src = (lv.off[seg][:, None] + c).clamp(max=max(weights.numel() - 1, 0))
+        vals = torch.where(inside, weights[src] if weights.numel() else torch.zeros_like(c, dtype=torch.float64),
+                           torch.zeros((), dtype=torch.float64, device=dev))
+    else:
+        vals = tree[lv.t_off[seg, level - 1][:, None] + c]  # zero-padded
+    prefix = vals.cumsum(1)  # left to right within each row, as the C++ loop
+    tree[lv.p_off[seg, level][:, None] + c] = prefix
+    tree[lv.t_off[seg, level] + node] = prefix[:, -1]
 
-    weights, local: (N,) float64; offsets: (S + 1,) int64 (any device); block_total: (n_blocks,);
-    block_cum: (n_blocks + S,); blocks: (k,) int64 global block ids.
-    """
+
+def _all_nodes(lv: _Levels, level: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    counts = torch.tensor([lv.nodes_list[s][level] if lv.levels_list[s] > level else 0
+                           for s in range(len(lv.levels_list))], dtype=torch.int64, device=device)
+    seg = torch.repeat_interleave(torch.arange(counts.numel(), dtype=torch.int64, device=device), counts)
+    start = torch.cumsum(counts, 0) - counts
+    node = torch.arange(seg.numel(), dtype=torch.int64, device=device) - start[seg]
+    return seg, node
+
+
+def build_prefix_tree(weights: torch.Tensor, offsets: torch.Tensor, tree: torch.Tensor) -> None:
+    """Build, in place, the prefix tree ``tree`` (n_tree,) float64 of ``weights`` (N,) float64 cut by ``offsets``."""
     dev = weights.device
     off_list = [int(o) for o in offsets.tolist()]
-    base_list, n_blocks = block_layout(off_list)
-    S = len(off_list) - 1
-    off = torch.tensor(off_list, dtype=torch.int64, device=dev)
-    base = torch.tensor(base_list, dtype=torch.int64, device=dev)
-    if blocks is None:
-        blocks = torch.arange(n_blocks, dtype=torch.int64, device=dev)
-    else:
-        blocks = torch.unique(blocks.to(device=dev, dtype=torch.int64))
-        if blocks.numel() and (int(blocks.min()) < 0 or int(blocks.max()) >= n_blocks):
-            raise ValueError(f"weighted_sample: block ids must lie in [0, {n_blocks})")
-    N = weights.numel()
-    ar = torch.arange(BLOCK_SIZE, dtype=torch.int64, device=dev)
-    # Chunks of blocks keep the (blocks, BLOCK_SIZE) temporaries near 16 MiB each.
-    for b in torch.split(blocks, 2048):
-        seg = torch.searchsorted(base[1:], b, right=True)
-        start = off[seg] + (b - base[seg]) * BLOCK_SIZE
-        end = torch.minimum(start + BLOCK_SIZE, off[seg + 1])
-        idx = start[:, None] + ar
-        valid = idx < end[:, None]
-        vals = torch.where(valid, weights[idx.clamp(max=max(N - 1, 0))], torch.zeros((), dtype=weights.dtype,
-                                                                                     device=dev))
-        _check_weights(vals[valid], idx[valid])
-        cs = vals.cumsum(1)  # left to right within each row, as the C++ loop
-        local[idx[valid]] = cs[valid]
-        block_total[b] = cs[:, -1]
-    # Prefix over blocks, per segment, left to right: rows of a zero-padded (S, max_nb) matrix.
-    nb = base[1:] - base[:-1]
-    max_nb = int(nb.max()) if S else 0
-    if max_nb:
-        k = torch.arange(max_nb, dtype=torch.int64, device=dev)
-        in_seg = k[None, :] < nb[:, None]
-        bidx = (base[:-1, None] + k[None, :]).clamp(max=n_blocks - 1)
-        tot = torch.where(in_seg, block_total[bidx], torch.zeros((), dtype=block_total.dtype, device=dev))
-        cum = tot.cumsum(1)
-        cum_base = base[:-1] + torch.arange(S, dtype=torch.int64, device=dev)
-        dst = cum_base[:, None] + 1 + k[None, :]
-        block_cum[dst[in_seg]] = cum[in_seg]
-    block_cum[base[:-1] + torch.arange(S, dtype=torch.int64, device=dev)] = 0.0
-    totals = segment_totals(offsets, block_cum)
+    lv = _Levels(off_list, dev)
+    if weights.numel():
+        _check_weights(weights, torch.arange(weights.numel(), device=dev))
+    tree.zero_()  # the zero padding of every T_l
+    for level in range(lv.max_levels):
+        seg, node = _all_nodes(lv, level, dev)
+        for a in range(0, seg.numel(), 1 << 20):  # chunks keep the (k, 8) temporaries small
+            _recompute(weights, tree, lv, level, seg[a : a + (1 << 20)], node[a : a + (1 << 20)])
+    totals = segment_totals(offsets, tree)
     if not bool(torch.isfinite(totals).all()):
         s = int(torch.nonzero(~torch.isfinite(totals))[0])
         raise ValueError(f"weighted_sample: bad input:\n  - segment {s}: the weights sum to inf (overflow); "
                          "scale them down")
 
 
-def segment_totals(offsets: torch.Tensor, block_cum: torch.Tensor) -> torch.Tensor:
-    """(S,) float64 total weight of each segment, read from a built block_cum."""
-    base, _ = block_layout(offsets)
-    S = len(base) - 1
-    ends = [base[s + 1] + s for s in range(S)]
-    return block_cum[torch.tensor(ends, dtype=torch.int64, device=block_cum.device)]
+def recompute_items(weights: torch.Tensor, offsets: torch.Tensor, tree: torch.Tensor, items: torch.Tensor) -> None:
+    """Recompute, in place, the tree ancestors of global item indices ``items`` (k,) after their weights changed."""
+    if items.numel() == 0:
+        return
+    dev = weights.device
+    lv = _Levels([int(o) for o in offsets.tolist()], dev)
+    items = items.to(device=dev, dtype=torch.int64)
+    seg = torch.searchsorted(lv.off[1:], items, right=True)
+    local = items - lv.off[seg]
+    for level in range(lv.max_levels):
+        node = local >> (_BITS * (level + 1))
+        keep = lv.levels[seg] > level
+        pairs = torch.unique(torch.stack([seg[keep], node[keep]], 1), dim=0)
+        if pairs.numel():
+            _recompute(weights, tree, lv, level, pairs[:, 0], pairs[:, 1])
 
 
-def _upper_bound(a: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per row: first i in [lo, hi) with a[i] > x, or hi (a ascending on each range)."""
-    n = hi - lo
-    base = lo.clone()
-    last = max(a.numel() - 1, 0)
-    while True:
-        active = n > 1
-        if not bool(active.any()):
-            break
-        half = torch.where(active, n >> 1, torch.zeros_like(n))
-        probe = a[(base + half).clamp(0, last)]
-        base = torch.where(active & (probe <= x), base + half, base)
-        n = n - half
-    found = base + (a[base.clamp(0, last)] <= x).to(torch.int64)
-    return torch.where(n <= 0, hi, found)
+def segment_totals(offsets: torch.Tensor, tree: torch.Tensor) -> torch.Tensor:
+    """(S,) float64 total weight of each segment, read from a built tree."""
+    off = [int(o) for o in offsets.tolist()]
+    tree_off, _ = tree_layout(off)
+    ends = [tree_off[s] + segment_levels(off[s + 1] - off[s])[1][-1] for s in range(len(off) - 1)]
+    return tree[torch.tensor(ends, dtype=torch.int64, device=tree.device)]
 
 
-def sample_prefix_blocks(
+def choose_child(p: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Per row of ``p`` (k, 8) prefix entries: the child for residual ``r`` (k,) (see csrc/weighted_sample.h).
+
+    The count of entries <= r (the first entry > r); 8 only by rounding, then the last entry adding mass.
+    """
+    e = (p <= r[:, None]).sum(1)
+    for t in torch.nonzero(e == FANOUT).flatten().tolist():  # rounding only (rare)
+        k = FANOUT - 1
+        while k > 0 and not float(p[t, k]) > float(p[t, k - 1]):
+            k -= 1
+        e[t] = k
+    return e
+
+
+def descend(tree: torch.Tensor, lv: _Levels, seg: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+    """Item index (local to its segment) of each draw: segments ``seg`` (k,), uniforms ``U`` (k,) in [0, 1)."""
+    dev = tree.device
+    levels = lv.levels[seg]
+    total = tree[lv.t_off[seg, levels - 1]]
+    r = U * total
+    node = torch.zeros_like(seg)
+    ar = torch.arange(FANOUT, dtype=torch.int64, device=dev)
+    for level in range(lv.max_levels - 1, -1, -1):
+        act = levels > level
+        if not bool(act.any()):
+            continue
+        p = tree[(lv.p_off[seg, level] + node * FANOUT)[:, None] + ar]
+        e = choose_child(p, r)
+        prev = torch.where(e > 0, p.gather(1, (e - 1).clamp(min=0)[:, None]).squeeze(1), torch.zeros_like(r))
+        r = torch.where(act, r - prev, r)
+        node = torch.where(act, node * FANOUT + e, node)
+    return node
+
+
+def sample_prefix_tree(
     weights: torch.Tensor,
     offsets: torch.Tensor,
-    local: torch.Tensor,
-    block_cum: torch.Tensor,
+    tree: torch.Tensor,
     n: int,
     replacement: bool,
     seed: int,
     offset: int = 0,
 ) -> torch.Tensor:
-    """(S, n) int64 indices local to each segment, from a built structure (see build_prefix_blocks)."""
+    """(S, n) int64 indices local to each segment, from a built tree (see build_prefix_tree)."""
     dev = weights.device
     off_list = [int(o) for o in offsets.tolist()]
-    base_list, _ = block_layout(off_list)
     S = len(off_list) - 1
     problems = []
-    totals = segment_totals(offsets, block_cum).cpu()
+    totals = segment_totals(offsets, tree).cpu()
     for s in range(S):
         if off_list[s + 1] == off_list[s]:
             problems.append(f"segment {s} is empty")
@@ -246,41 +309,21 @@ def sample_prefix_blocks(
         raise ValueError("weighted_sample: bad input:\n  - " + "\n  - ".join(problems))
     if n == 0:
         return torch.empty((S, 0), dtype=torch.int64, device=dev)
+    lv = _Levels(off_list, dev)
     if not replacement:
-        return _sample_without_replacement(weights, off_list, n, seed)
-
-    off = torch.tensor(off_list, dtype=torch.int64, device=dev)
-    base = torch.tensor(base_list, dtype=torch.int64, device=dev)
+        return _sample_without_replacement(weights, tree, lv, off_list, n, seed)
     d = torch.arange(S * n, dtype=torch.int64, device=dev)
     s = d // n
     j = d - s * n
-    cum_base = base[s] + s
-    nb = base[s + 1] - base[s]
-    total = block_cum[cum_base + nb]
-    u = uniform_draws(seed, offset + j, s) * total
-    k = _upper_bound(block_cum, cum_base + 1, cum_base + 1 + nb, u) - (cum_base + 1)
-    for t in torch.nonzero(k == nb).flatten().tolist():  # u rounded up to the total (rare)
-        kk, cb = int(nb[t]) - 1, int(cum_base[t])
-        while kk > 0 and not float(block_cum[cb + kk + 1]) > float(block_cum[cb + kk]):
-            kk -= 1
-        k[t] = kk
-    r = u - block_cum[cum_base + k]
-    bstart = off[s] + k * BLOCK_SIZE
-    bend = torch.minimum(bstart + BLOCK_SIZE, off[s + 1])
-    i = _upper_bound(local, bstart, bend, r)
-    for t in torch.nonzero(i == bend).flatten().tolist():  # r past the block sum by rounding (rare)
-        ii, lo = int(bend[t]) - 1, int(bstart[t])
-        while ii > lo and not float(weights[ii]) > 0.0:
-            ii -= 1
-        i[t] = ii
-    return (i - off[s]).view(S, n)
+    return descend(tree, lv, s, uniform_draws(seed, offset + j, s)).view(S, n)
 
 
-def _sample_without_replacement(weights: torch.Tensor, off_list: list[int], n: int, seed: int) -> torch.Tensor:
-    """Gumbel-top-k by exponential keys: per segment the n smallest (key, index) among positive weights."""
+def _sample_without_replacement(weights: torch.Tensor, tree: torch.Tensor, lv: _Levels, off_list: list[int], n: int,
+                                seed: int) -> torch.Tensor:
+    """Successive sampling: phase A (first n distinct of 4n + 64 tree draws), phase B (exponential keys)."""
     dev = weights.device
     S = len(off_list) - 1
-    off = torch.tensor(off_list, dtype=torch.int64, device=dev)
+    off = lv.off
     lengths = off[1:] - off[:-1]
     seg = torch.repeat_interleave(torch.arange(S, dtype=torch.int64, device=dev), lengths)
     item = torch.arange(weights.numel(), dtype=torch.int64, device=dev) - off[seg]
@@ -293,24 +336,44 @@ def _sample_without_replacement(weights: torch.Tensor, off_list: list[int], n: i
     ]
     if problems:
         raise ValueError("weighted_sample: bad input:\n  - " + "\n  - ".join(problems))
-    keys = exponential_keys(seed, item, seg, torch.where(positive, weights, torch.ones_like(weights)))
-    # Three stable sorts give the order (segment, zero weight last, key, index): items start in
-    # index order, so equal keys keep it.
-    order = torch.sort(keys, stable=True).indices
-    order = order[torch.sort((~positive[order]).to(torch.int8), stable=True).indices]
-    order = order[torch.sort(seg[order], stable=True).indices]
-    take = off[:-1, None] + torch.arange(n, dtype=torch.int64, device=dev)[None, :]
-    return item[order[take]]
+    # Phase A: candidates j = 0 .. M - 1 of every segment; keep each item's first candidate.
+    M = 4 * n + 64
+    cs = torch.arange(S, dtype=torch.int64, device=dev).repeat_interleave(M)
+    cj = torch.arange(M, dtype=torch.int64, device=dev).repeat(S)
+    x0, x1, _, _ = _philox_at(seed, cj, cs, TAG_DISTINCT)
+    cand = descend(tree, lv, cs, _bits53(x0, x1).to(torch.float64) * 2.0**-53).view(S, M)
+    out = torch.full((S, n), -1, dtype=torch.int64, device=dev)
+    found = []
+    for s in range(S):
+        row = cand[s]
+        uniq, inverse = torch.unique(row, return_inverse=True)
+        first = torch.full((uniq.numel(),), M, dtype=torch.int64, device=dev)
+        first = first.scatter_reduce(0, inverse, torch.arange(M, device=dev), reduce="amin")
+        order = row[torch.sort(first).values][:n]
+        out[s, : order.numel()] = order
+        found.append(order.numel())
+    # Phase B, only where the mass sits on few items: the smallest exponential keys of the rest.
+    for s in range(S):
+        c = found[s]
+        if c >= n:
+            continue
+        a, b = off_list[s], off_list[s + 1]
+        w = weights[a:b]
+        pos = w > 0
+        pos[out[s, :c]] = False
+        keys = exponential_keys(seed, item[a:b], seg[a:b], torch.where(w > 0, w, torch.ones_like(w)))
+        # Two stable sorts give the order (excluded last, key, index): items start in index order.
+        order = torch.sort(keys, stable=True).indices
+        order = order[torch.sort((~pos[order]).to(torch.int8), stable=True).indices]
+        out[s, c:] = order[: n - c]
+    return out
 
 
 def weighted_sample_reference(
     weights: torch.Tensor, offsets: torch.Tensor, n: int, replacement: bool, seed: int, offset: int = 0
 ) -> torch.Tensor:
-    """One-shot: build the structure of ``weights`` (N,) float64 cut by ``offsets`` (S + 1,), draw (S, n)."""
-    _, n_blocks = block_layout(offsets)
-    S = offsets.numel() - 1
-    local = torch.empty_like(weights)
-    block_total = torch.empty(n_blocks, dtype=torch.float64, device=weights.device)
-    block_cum = torch.empty(n_blocks + S, dtype=torch.float64, device=weights.device)
-    build_prefix_blocks(weights, offsets, local, block_total, block_cum)
-    return sample_prefix_blocks(weights, offsets, local, block_cum, n, replacement, seed, offset)
+    """One-shot: build the tree of ``weights`` (N,) float64 cut by ``offsets`` (S + 1,), draw (S, n)."""
+    _, n_tree = tree_layout(offsets)
+    tree = torch.empty(n_tree, dtype=torch.float64, device=weights.device)
+    build_prefix_tree(weights, offsets, tree)
+    return sample_prefix_tree(weights, offsets, tree, n, replacement, seed, offset)

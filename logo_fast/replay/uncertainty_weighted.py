@@ -11,11 +11,24 @@ number) and the rest synthetic; while the synthetic buffer is empty every row is
 The synthetic buffer is a FIFO ring of ``capacity`` rows: once full, new rows overwrite the
 oldest. Sampling uses ``logo_fast.WeightedSampler`` (the C++/CUDA extension where available),
 so adding K rows costs O(K), not a rebuild of the whole buffer.
+
+Memory: the synthetic rows are stored in tensors that grow on demand (doubling, up to
+``capacity``), so a large ``capacity`` costs only what is filled: a replay with
+``capacity=1_000_000`` over MPE simple_spread data holding 15k synthetic rows stores 15k rows
+(14 MB), not a million (927 MB, measured). The sampler's weight tables are allocated whole:
+about 18 bytes per slot of ``capacity`` (18 MB per million).
+
+Checks: every field is validated on the way in, real data at construction and synthetic
+batches in ``add_synthetic``, before anything is stored: shapes, NaN/Inf, and for discrete
+tasks actions in ``[0, n_actions)``, each chosen action available per ``avail_actions``, and no
+agent row of ``avail_actions``/``next_avail`` without an available action.
 """
 
 from __future__ import annotations
 
 import math
+import operator
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +46,7 @@ __all__ = ["UncertaintyWeightedReplay", "REQUIRED_FIELDS", "OPTIONAL_FIELDS"]
 REQUIRED_FIELDS = ("obs", "state", "actions", "rewards", "terminals", "next_obs", "next_state")
 OPTIONAL_FIELDS = ("avail_actions", "next_avail")
 _MAX_C = 700.0  # exp(-C) must stay a positive float64
+_MIN_ROWS = 1024  # first allocation of the synthetic storage (then doubled as it fills)
 
 
 def _to_tensor(x: Any) -> torch.Tensor:
@@ -58,6 +72,71 @@ def _real_from_dataset(ds: Any) -> dict[str, Any]:
         real["avail_actions"] = np.asarray(ds.avail_actions)[idx]
         real["next_avail"] = nxt["next_avail"]
     return real
+
+
+def _first(mask: torch.Tensor) -> int:
+    return int(torch.nonzero(mask.reshape(mask.shape[0], -1).any(-1))[0, 0])
+
+
+def _action_problems(where: str, fields: Mapping[str, torch.Tensor], n_actions: int | None) -> list[str]:
+    """Discrete-action problems: out of range, chosen but unavailable, agent rows with nothing available.
+
+    fields: actions (R, N) integer, optional avail_actions/next_avail (R, N, n_actions) bool.
+    """
+    problems = []
+    actions = fields.get("actions")
+    if actions is None or actions.is_floating_point() or actions.numel() == 0:
+        return problems
+    actions = actions.to(torch.int64)
+    out = actions < 0
+    if n_actions is not None:
+        out = out | (actions >= n_actions)
+        if bool(out.any()):
+            problems.append(
+                f"{where}actions: {int(out.sum())} entries outside [0, {n_actions}) (first at row {_first(out)}, "
+                f"values such as {torch.unique(actions[out])[:5].tolist()})"
+            )
+    for k in ("avail_actions", "next_avail"):
+        avail = fields.get(k)
+        if avail is None or avail.numel() == 0:
+            continue
+        avail = avail.to(torch.bool)
+        empty = ~avail.any(-1)
+        if bool(empty.any()):
+            problems.append(f"{where}{k}: {int(empty.sum())} agent rows with no available action "
+                            f"(first at row {_first(empty)})")
+        if k == "avail_actions" and actions.dim() == 2 and avail.shape[:2] == actions.shape:
+            inside = ~out
+            idx = actions.clamp(0, avail.shape[-1] - 1)
+            chosen = torch.gather(avail, -1, idx.unsqueeze(-1)).squeeze(-1)
+            bad = inside & ~chosen
+            if bool(bad.any()):
+                problems.append(f"{where}actions: {int(bad.sum())} chosen actions not available per avail_actions "
+                                f"(first at row {_first(bad)})")
+    return problems
+
+
+def _batch_size(n: Any) -> int:
+    """``n`` as an int (Python or numpy integers, 0-d integer tensors); ValueError otherwise or when < 0."""
+    try:
+        if isinstance(n, bool):
+            raise TypeError
+        n = operator.index(n)
+    except TypeError:
+        raise ValueError(f"sample: batch_size must be an int >= 0, got {n!r}") from None
+    if n < 0:
+        raise ValueError(f"sample: batch_size must be an int >= 0, got {n}")
+    return n
+
+
+def _memory_bytes(device: torch.device) -> int | None:
+    """Physical memory of ``device`` (None when it cannot be told)."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        return None
 
 
 def _value_problems(name: str, t: torch.Tensor, like: torch.Tensor) -> list[str]:
@@ -90,6 +169,9 @@ class UncertaintyWeightedReplay:
     real_ratio: fraction of each batch drawn from the real data, in [0, 1].
     seed:       seeds the replay's own torch.Generator (all of its randomness).
     device:     where every buffer lives and batches come out (the learner's device).
+    n_actions:  actions per agent of a discrete task given as a dict without ``avail_actions``
+                (taken from the dataset's spec or from ``avail_actions`` otherwise); without it,
+                discrete actions are checked only for being non-negative integers.
     """
 
     def __init__(
@@ -100,8 +182,12 @@ class UncertaintyWeightedReplay:
         real_ratio: float = 0.5,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        n_actions: int | None = None,
     ):
         problems = []
+        if n_actions is not None and (isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions < 1):
+            problems.append(f"n_actions must be an int >= 1 or None, got {n_actions!r}")
+            n_actions = None
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             problems.append(f"capacity must be an int >= 1, got {capacity!r}")
         if not isinstance(C, int | float) or isinstance(C, bool) or not math.isfinite(C) or not 0 <= C <= _MAX_C:
@@ -118,11 +204,23 @@ class UncertaintyWeightedReplay:
             problems.append(f"device {device!r} is not a torch device ({err})")
             dev = torch.device("cpu")
         if hasattr(real, "next_fields") and hasattr(real, "spec"):
+            spec = real.spec
+            if getattr(spec, "discrete", False):
+                if n_actions is not None and n_actions != spec.n_actions:
+                    problems.append(f"n_actions {n_actions} != the dataset's spec.n_actions {spec.n_actions}")
+                n_actions = int(spec.n_actions)
             real = _real_from_dataset(real)
         elif not isinstance(real, Mapping):
             problems.append(f"real must be an OfflineDataset or a dict of arrays, got {type(real).__name__}")
             real = {}
         tensors = self._check_real(real, problems)
+        if "avail_actions" in tensors and tensors["avail_actions"].dim() == 3:
+            from_avail = int(tensors["avail_actions"].shape[-1])
+            if n_actions is not None and n_actions != from_avail:
+                problems.append(f"n_actions {n_actions} != avail_actions' last axis {from_avail}")
+            n_actions = from_avail
+        if not problems:
+            problems += _action_problems("real ", tensors, n_actions)
         if problems:
             raise ValueError("UncertaintyWeightedReplay: bad input:\n  - " + "\n  - ".join(problems))
 
@@ -134,10 +232,10 @@ class UncertaintyWeightedReplay:
         self.fields = tuple(k for k in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS) if k in tensors)
         self._real = {k: tensors[k].to(dev) for k in self.fields}
         self.n_real = int(self._real["rewards"].shape[0])
-        self._synthetic = {
-            k: torch.zeros((capacity, *v.shape[1:]), dtype=v.dtype, device=dev) for k, v in self._real.items()
-        }
-        self._u = torch.zeros(capacity, dtype=torch.float32, device=dev)
+        self.n_actions = n_actions
+        # Storage grows as rows arrive (see _reserve): capacity only bounds it.
+        self._synthetic = {k: torch.zeros((0, *v.shape[1:]), dtype=v.dtype, device=dev) for k, v in self._real.items()}
+        self._u = torch.zeros(0, dtype=torch.float32, device=dev)
         self._sampler = WeightedSampler(capacity, device=dev)
         self._generator = torch.Generator().manual_seed(seed)
 
@@ -189,6 +287,25 @@ class UncertaintyWeightedReplay:
     def __repr__(self) -> str:
         return (f"UncertaintyWeightedReplay(n_real={self.n_real}, n_synthetic={self.n_synthetic}/{self.capacity}, "
                 f"C={self.C:g}, real_ratio={self.real_ratio:g}, device={self.device})")
+
+    @property
+    def allocated_rows(self) -> int:
+        """Synthetic rows the storage currently has room for (grows by doubling up to ``capacity``)."""
+        return int(self._u.shape[0])
+
+    def _reserve(self, rows: int) -> None:
+        """Make room for ``rows`` synthetic rows (amortised doubling, never beyond ``capacity``)."""
+        have = self.allocated_rows
+        if rows <= have:
+            return
+        new = min(self.capacity, max(rows, 2 * have, _MIN_ROWS))
+        for k, old in self._synthetic.items():
+            grown = torch.zeros((new, *old.shape[1:]), dtype=old.dtype, device=self.device)
+            grown[:have] = old
+            self._synthetic[k] = grown
+        u = torch.zeros(new, dtype=torch.float32, device=self.device)
+        u[:have] = self._u
+        self._u = u
 
     def synthetic_weights(self, u: torch.Tensor) -> torch.Tensor:
         """exp(clip(C - u, 0, C) - C) in float64: the unnormalised sampling weight of each u (K,)."""
@@ -242,12 +359,16 @@ class UncertaintyWeightedReplay:
                                 f"{tuple(vals[k].shape)}")
                 continue
             problems += _value_problems(k, vals[k], self._real[k])
+        if not problems:
+            problems += _action_problems("", {k: vals[k] for k in self.fields if k in vals}, self.n_actions)
         if problems:
             raise ValueError("add_synthetic: bad input:\n  - " + "\n  - ".join(problems))
         if K == 0:
             return torch.empty(0, dtype=torch.int64, device=self.device)
         keep = min(K, self.capacity)
         weights = self.synthetic_weights(vals["u"][K - keep :])
+        # The ring fills slots 0, 1, ... before it wraps, so the filled rows are a prefix of the storage.
+        self._reserve(min(self.capacity, self.n_synthetic + keep))
         slots = self._sampler.extend(weights)
         for k in self.fields:
             self._synthetic[k][slots] = vals[k][K - keep :].to(device=self.device, dtype=self._real[k].dtype)
@@ -262,16 +383,29 @@ class UncertaintyWeightedReplay:
         n_real = int(round(batch_size * self.real_ratio))
         return n_real, batch_size - n_real
 
+    def row_bytes(self) -> int:
+        """Bytes of one sampled row (every field plus source and prob)."""
+        per = sum(v[0].numel() * v.element_size() for v in self._real.values())
+        return per + 8 + 4
+
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         """A mixed batch: real rows first, then synthetic rows.
 
+        batch_size: any integer >= 0 (Python, numpy or a 0-d integer tensor); 0 gives an empty
+                    batch, like ``weighted_sample(w, 0)``; a batch that would not fit in the
+                    device's memory is refused with a ValueError before anything is drawn.
         Returns every transition field (batch_size, ...) plus
           source (batch_size,) int64: 0 real, 1 synthetic
           prob   (batch_size,) float32: the row's sampling probability within its part
                  (1 / n_real for real rows, w_i / sum(w) for synthetic rows)
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"sample: batch_size must be an int >= 1, got {batch_size!r}")
+        batch_size = _batch_size(batch_size)
+        need = batch_size * self.row_bytes()
+        memory = _memory_bytes(self.device)
+        if batch_size >= 2**62 or (memory is not None and need > memory):
+            have = "" if memory is None else f", more than the {memory / 2**30:.0f} GiB of {self.device}"
+            raise ValueError(f"sample: batch_size {batch_size} is too large: the batch needs {need / 2**30:.3g} GiB"
+                             f"{have}")
         n_real, n_syn = self.split(batch_size)
         real_idx = torch.randint(0, self.n_real, (n_real,), generator=self._generator).to(self.device)
         out = {k: self._real[k][real_idx] for k in self.fields}
@@ -334,6 +468,7 @@ class UncertaintyWeightedReplay:
             problems.append(f"u must be ({n},)")
         if problems:
             raise ValueError("load_state_dict: bad input:\n  - " + "\n  - ".join(problems))
+        self._reserve(n)
         self._sampler.load_state_dict(state["sampler"])
         for k in self.fields:
             self._synthetic[k].zero_()

@@ -80,14 +80,14 @@ def test_failed_write_leaves_existing_file_untouched(tmp_path, monkeypatch, suff
     old = make_toy_dataset(seed=1)
     path = save(old, tmp_path / f"data{suffix}")
     before = path.read_bytes()
-    writer = "_write_npz" if suffix == ".npz" else "_write_hdf5"
-    real_writer = getattr(data_io, writer)
+    module, writer = (data_io.npz, "write_npz") if suffix == ".npz" else (data_io.hdf5, "write_hdf5")
+    real_writer = getattr(module, writer)
 
     def write_then_fail(ds, tmp, *args):
         real_writer(ds, tmp, *args)  # a complete temp file exists at this point
         raise OSError("disk full")
 
-    monkeypatch.setattr(data_io, writer, write_then_fail)
+    monkeypatch.setattr(module, writer, write_then_fail)
     with pytest.raises(OSError, match="disk full"):
         save(make_toy_dataset(seed=2), path)
     assert path.read_bytes() == before
@@ -319,3 +319,52 @@ def test_writer_streams_large_file_and_lazy_validation(tmp_path):
     assert lazy.obs.chunks[0] < len(lazy)
     validate_dataset(lazy, chunk_steps=30_000)
     lazy.obs.file.close()
+
+
+def _rewrite_npz(src, dst, drop=(), replace=None):
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k not in drop}
+    arrays.update(replace or {})
+    np.savez(dst, **arrays)
+
+
+def test_damaged_native_files_give_one_error_naming_file_and_field(tmp_path):
+    ds = make_toy_dataset(n_agents=2, n_episodes=4, seed=0)
+    h5_path = save(ds, tmp_path / "ok.h5")
+    npz_path = save(ds, tmp_path / "ok.npz")
+    cases = []
+    p = tmp_path / "no_state.h5"
+    p.write_bytes(h5_path.read_bytes())
+    with h5py.File(p, "a") as h5:
+        del h5["state"]
+    cases.append((p, "required dataset(s) ['state'] missing"))
+    p = tmp_path / "bad_spec.h5"
+    p.write_bytes(h5_path.read_bytes())
+    with h5py.File(p, "a") as h5:
+        h5.attrs["spec"] = json.dumps(dict(ds.spec.to_dict(), n_agents=0))
+    cases.append((p, "attribute 'spec' is not a valid dataset spec (invalid DatasetSpec:\n  - n_agents must be >= 1"))
+    p = tmp_path / "bad_meta.h5"
+    p.write_bytes(h5_path.read_bytes())
+    with h5py.File(p, "a") as h5:
+        h5.attrs["metadata"] = "[1, 2"
+    cases.append((p, "attribute 'metadata' is not valid JSON"))
+    p = tmp_path / "group.h5"
+    p.write_bytes(h5_path.read_bytes())
+    with h5py.File(p, "a") as h5:
+        del h5["rewards"]
+        h5.create_group("rewards")
+    cases.append((p, "'rewards' is an HDF5 Group, not a dataset"))
+    p = tmp_path / "no_state.npz"
+    _rewrite_npz(npz_path, p, drop=("state",))
+    cases.append((p, "required array(s) ['state'] missing"))
+    p = tmp_path / "bad_spec.npz"
+    _rewrite_npz(npz_path, p, replace={"__spec__": np.array("{oops")})
+    cases.append((p, "attribute 'spec' is not valid JSON"))
+    p = tmp_path / "truncated.npz"
+    p.write_bytes(npz_path.read_bytes()[: npz_path.stat().st_size // 2])
+    cases.append((p, "truncated.npz"))
+    for path, needle in cases:
+        with pytest.raises(ValueError) as err:
+            load(path)
+        message = str(err.value)
+        assert path.name in message and needle in message, message

@@ -15,7 +15,11 @@ from logo_fast.data.validate import ChunkChecker, dataset_problems
 
 from .dataset_strategies import datasets, random_dataset
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# filter_too_much: discrete-only corruptions assume() away the continuous half of the generated
+# datasets, which trips Hypothesis's filtering health check on unlucky runs (flaky, not a failure).
+SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 
 
 def _copy(ds):

@@ -46,8 +46,9 @@ def test_ensemble_members_differ_and_one_forward_matches_per_member(discrete_ds)
     net = model.net
     obs = torch.as_tensor(discrete_ds.obs[:5])
     state = torch.as_tensor(discrete_ds.state[:5])
-    act = net.action_input(torch.as_tensor(discrete_ds.actions[:5]))
-    mean, logstd, term, _ = net.forward_n(obs, state, act)
+    actions = torch.as_tensor(discrete_ds.actions[:5])
+    act = net.action_input(actions)
+    mean, logstd, term, _ = net.forward_n(obs, state, actions)
     assert not torch.allclose(mean[:, 0], mean[:, 1])
     # Member 1 alone, through plain matmuls, equals its slice of the batched forward.
     x = torch.cat([net.norm_obs(obs).flatten(1), net.norm_state(state), act], -1)

@@ -35,7 +35,7 @@ def test_manifest_contents(tmp_path, fitted_logo):
     fitted_logo.save(str(path))
     payload = torch.load(path, weights_only=True)
     m = payload["manifest"]
-    assert m["format"] == "logo_fast.world_model" and m["format_version"] == 1 and m["kind"] == "logo"
+    assert m["format"] == "logo_fast.world_model" and m["format_version"] == 2 and m["kind"] == "logo"
     assert m["config"]["hidden"] == 32 and m["spec"]["n_agents"] == 3 and m["package_version"]
     assert set(m["normalizers"]) >= {"obs_mean", "obs_std", "state_mean", "state_std", "reward_mean"}
     assert m["rng_state"] is not None and payload["training"]["step"] > 0

@@ -60,6 +60,7 @@ def _all_grads(net, batch):
     {},
     {"per_agent_weights": True, "pool": "attention", "obs_loss": "nll", "deductive_context": "reward"},
     {"deductive_context": "none", "predict_delta": False},
+    {"deductive_context": "all", "aux_encoder": "separate", "outcome_dropout": 0.2},
 ])
 def test_gradients_reach_every_parameter(discrete_ds, overrides):
     cfg = small_config(**overrides)
@@ -187,6 +188,7 @@ def test_step_chunks_give_the_same_result(fitted_logo, discrete_ds):
 def test_u_is_the_state_disagreement(fitted_logo, discrete_ds):
     obs, state, actions = (torch.as_tensor(x) for x in _inputs(discrete_ds, 20)[:3])
     net = fitted_logo.net
-    p = net.predict(obs, state, net.action_input(actions))
-    expect = torch.linalg.vector_norm((p["aux_state"] - p["next_state"]) / net.state_std, dim=-1)
+    p = net.predict(obs, state, actions)
+    # Normalised state units over the varying features only: a constant feature never adds to u.
+    expect = torch.linalg.vector_norm((p["aux_state"] - p["next_state"]) * net.state_live / net.state_std, dim=-1)
     torch.testing.assert_close(p["u"], expect, rtol=1e-5, atol=1e-6)

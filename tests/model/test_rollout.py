@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from logo_fast.model import EnsembleWorldModel, ImaginedParallelEnv, JointWorldModel, NonFinitePredictionError
+from logo_fast.model import EnsembleWorldModel, ImaginedVectorEnv, JointWorldModel, NonFinitePredictionError
 
 from .conftest import first_available, small_config
 
@@ -39,6 +39,19 @@ def test_rollout_shapes_and_bookkeeping(fitted_logo, discrete_ds):
     # Actions respect the masks they were chosen under.
     chosen = torch.gather(out["avail_actions"], 2, out["actions"][..., None])
     assert chosen.all()
+
+
+def test_rollout_start_is_the_dataset_index(fitted_logo, discrete_ds):
+    idx = np.array([120, 3, 77, 3, 42])  # unsorted, with a repeat
+    out = fitted_logo.rollout(first_available, starts=idx, horizon=4)
+    first = out["horizon_step"] == 0
+    assert out["start"][first].tolist() == idx.tolist()
+    torch.testing.assert_close(out["obs"][first], torch.as_tensor(discrete_ds.obs[idx]))
+    assert set(out["start"].tolist()) <= set(idx.tolist())
+    # Dict starts have no dataset index: their rows are numbered 0..B-1.
+    d = fitted_logo.rollout(first_available, starts={"obs": discrete_ds.obs[:3].tolist(),
+                                                     "state": discrete_ds.state[:3].tolist()}, horizon=2)
+    assert d["start"][d["horizon_step"] == 0].tolist() == [0, 1, 2]
 
 
 def test_rollout_u_threshold_drops_and_stops(fitted_logo):
@@ -144,15 +157,15 @@ def test_reward_penalty(discrete_ds):
     torch.testing.assert_close(b["rewards"], a["rewards"] - 2.0 * a["u"])
 
 
-def test_imagined_env_parallel_api(fitted_logo, hetero_ds):
+def test_imagined_vector_env(fitted_logo, hetero_ds):
     from logo_fast.model import LogoWorldModel
 
-    env = ImaginedParallelEnv(fitted_logo, starts=np.arange(7), horizon=3)
+    env = ImaginedVectorEnv(fitted_logo, starts=np.arange(7), horizon=3)
     obs, infos = env.reset(seed=0)
     assert env.agents == ["agent_0", "agent_1", "agent_2"] and env.num_envs == 7
     assert obs["agent_0"].shape == (7, 6) and infos["agent_1"]["action_mask"].shape == (7, 5)
     assert env.state().shape == (7, 14)
-    assert env.action_space("agent_0").n == 5
+    assert env.single_action_space("agent_0").n == 5 and env.action_space("agent_0").shape == (7,)
     steps = 0
     while env.agents:
         acts = {a: infos[a]["action_mask"].argmax(-1) for a in env.agents}
@@ -164,18 +177,19 @@ def test_imagined_env_parallel_api(fitted_logo, hetero_ds):
         env.step(acts)
     # Heterogeneous agents see their own observation sizes.
     het = LogoWorldModel(config=small_config(epochs=1)).fit(hetero_ds, progress=False)
-    env = ImaginedParallelEnv(het, starts=4)
+    env = ImaginedVectorEnv(het, starts=4)
     obs, _ = env.reset()
     assert [obs[a].shape[1] for a in env.agents] == list(hetero_ds.spec.agent_obs_dims)
-    assert env.observation_space("agent_2").shape == (hetero_ds.spec.agent_obs_dims[2],)
+    assert env.single_observation_space("agent_2").shape == (hetero_ds.spec.agent_obs_dims[2],)
+    assert env.observation_space("agent_2").shape == (4, hetero_ds.spec.agent_obs_dims[2])
     with pytest.raises(ValueError, match="missing action for 'agent_1'"):
         env.step({"agent_0": np.zeros(4, np.int64)})
 
 
-def test_imagined_env_continuous(fitted_logo_cont, hetero_cont_ds):
-    env = ImaginedParallelEnv(fitted_logo_cont, starts=np.arange(5), horizon=2, u_threshold=1e9)
+def test_imagined_vector_env_continuous(fitted_logo_cont, hetero_cont_ds):
+    env = ImaginedVectorEnv(fitted_logo_cont, starts=np.arange(5), horizon=2, u_threshold=1e9)
     obs, infos = env.reset()
-    space = env.action_space("agent_1")
+    space = env.single_action_space("agent_1")
     assert space.shape == (2,) and np.all(space.high == 1.0)
     assert "action_mask" not in infos["agent_0"]
     acts = {a: np.zeros((5, 2), np.float32) for a in env.agents}

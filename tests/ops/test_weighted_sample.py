@@ -1,4 +1,7 @@
-"""weighted_sample: Philox/log primitives, draws vs the target law, reference == extension, errors, opcheck."""
+"""weighted_sample: Philox/log primitives, draws vs the target law, reference == extension, errors, opcheck.
+
+One file for the op's whole contract (over 600 lines): the cases share fixtures and the reference/extension pairs.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,13 @@ import torch
 from scipy import stats
 
 from logo_fast.backend import extension
-from logo_fast.ops.weighted_sample import prefix_blocks_build, prefix_blocks_sample, weighted_sample_op
+from logo_fast.ops.weighted_sample import (
+    backend_for,
+    prefix_tree_build,
+    prefix_tree_sample,
+    prefix_tree_update,
+    weighted_sample_op,
+)
 from logo_fast.reference import weighted_sample as ref
 from logo_fast.sampler import weighted_sample
 from tests.conftest import HAS_CUDA
@@ -69,8 +78,12 @@ def test_philox_extension_matches_known_answers(counter, key, expected):
 
 
 @needs_ext
-def test_block_size_agrees():
-    assert EXT.BLOCK_SIZE == ref.BLOCK_SIZE
+def test_tree_layout_agrees():
+    assert EXT.FANOUT == ref.FANOUT == 8
+    for n in [0, 1, 7, 8, 9, 63, 64, 65, 511, 512, 513, 4097, 10**6, 2**24 + 1, 2**40 + 3]:
+        p_off, t_off, size = ref.segment_levels(n)
+        assert EXT.tree_size(n) == size, n
+        assert len(p_off) == max(1, math.ceil(math.log(max(n, 1), 8) - 1e-12)), n  # ceil(log8 n) levels
 
 
 @needs_ext
@@ -127,7 +140,7 @@ def _cases():
         "peaked": peaked,
         "with_zeros": zeros,
         "one_item": torch.tensor([0.3], dtype=torch.float64),
-        "across_blocks": torch.rand(3 * ref.BLOCK_SIZE + 77, generator=g, dtype=torch.float64) ** 3,
+        "across_blocks": torch.rand(3 * 512 + 77, generator=g, dtype=torch.float64) ** 3,
         "tiny_and_huge": torch.tensor([1e-12, 1.0, 1e12, 0.0, 5.0], dtype=torch.float64),
     }
 
@@ -204,7 +217,7 @@ def test_without_replacement_many_rounds_when_mass_is_concentrated():
 # ---- batched / ragged -----------------------------------------------------------------------
 def _ragged(seed=0):
     g = torch.Generator().manual_seed(seed)
-    lengths = [1, 5, ref.BLOCK_SIZE, ref.BLOCK_SIZE + 1, 2500, 3, 4097]
+    lengths = [1, 5, 512, 513, 2500, 3, 4097]
     w = torch.rand(sum(lengths), generator=g, dtype=torch.float64)
     w[5:9] = 0.0
     offsets = torch.tensor([0, *np.cumsum(lengths)], dtype=torch.int64)
@@ -327,37 +340,62 @@ def test_extension_checks_its_arguments_itself():
     """The C++ entry points validate in every build type (ValueError, not a crash)."""
     w = torch.tensor([1.0, float("nan"), 2.0], dtype=torch.float64)
     off = torch.tensor([0, 3])
-    local = torch.zeros(3, dtype=torch.float64)
-    tot = torch.zeros(1, dtype=torch.float64)
-    cum = torch.zeros(2, dtype=torch.float64)
-    args = (w.data_ptr(), 3, off.data_ptr(), 1, 0, 0, local.data_ptr(), tot.data_ptr(), cum.data_ptr())
+    n_tree = ref.tree_layout([0, 3])[1]
+    tree = torch.zeros(n_tree, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"weights\[1\] = nan"):
-        EXT.build_cpu(*args, 1)
-    with pytest.raises(ValueError, match="sized for 5 blocks"):
-        EXT.build_cpu(*args, 5)
+        EXT.build_cpu(w.data_ptr(), 3, off.data_ptr(), 1, tree.data_ptr(), n_tree, 1)
+    with pytest.raises(ValueError, match=f"holds 5 entries, the offsets need {n_tree}"):
+        EXT.build_cpu(w.data_ptr(), 3, off.data_ptr(), 1, tree.data_ptr(), 5, 1)
     bad_off = torch.tensor([0, 2])
     with pytest.raises(ValueError, match="must equal the number of weights"):
-        EXT.build_cpu(w.data_ptr(), 3, bad_off.data_ptr(), 1, 0, 0, local.data_ptr(), tot.data_ptr(), cum.data_ptr(), 1)
-    blocks = torch.tensor([3])
-    w[1] = 1.0
-    with pytest.raises(ValueError, match="block ids"):
-        EXT.build_cpu(w.data_ptr(), 3, off.data_ptr(), 1, blocks.data_ptr(), 1, local.data_ptr(), tot.data_ptr(),
-                      cum.data_ptr(), 1)
+        EXT.build_cpu(w.data_ptr(), 3, bad_off.data_ptr(), 1, tree.data_ptr(), n_tree, 1)
     zero = torch.zeros(3, dtype=torch.float64)
-    EXT.build_cpu(zero.data_ptr(), 3, off.data_ptr(), 1, 0, 0, local.data_ptr(), tot.data_ptr(), cum.data_ptr(), 1)
+    EXT.build_cpu(zero.data_ptr(), 3, off.data_ptr(), 1, tree.data_ptr(), n_tree, 1)
     out = torch.empty(4, dtype=torch.int64)
     with pytest.raises(ValueError, match="all weights are zero"):
-        EXT.sample_cpu(zero.data_ptr(), 3, off.data_ptr(), 1, local.data_ptr(), cum.data_ptr(), 1, 4, True, 0, 0,
-                       out.data_ptr())
+        EXT.sample_cpu(zero.data_ptr(), 3, off.data_ptr(), 1, tree.data_ptr(), n_tree, 4, True, 0, 0, out.data_ptr())
     with pytest.raises(ValueError, match="seed must be >= 0"):
-        EXT.sample_cpu(zero.data_ptr(), 3, off.data_ptr(), 1, local.data_ptr(), cum.data_ptr(), 1, 4, True, -1, 0,
-                       out.data_ptr())
+        EXT.sample_cpu(zero.data_ptr(), 3, off.data_ptr(), 1, tree.data_ptr(), n_tree, 4, True, -1, 0, out.data_ptr())
     huge = torch.tensor([1e308, 1e308, 1e308], dtype=torch.float64)
     with pytest.raises(ValueError, match="overflow"):
-        EXT.build_cpu(huge.data_ptr(), 3, off.data_ptr(), 1, 0, 0, local.data_ptr(), tot.data_ptr(), cum.data_ptr(), 1)
+        EXT.build_cpu(huge.data_ptr(), 3, off.data_ptr(), 1, tree.data_ptr(), n_tree, 1)
+    # update: every problem listed, nothing written
+    EXT.build_cpu(zero.data_ptr(), 3, off.data_ptr(), 1, tree.data_ptr(), n_tree, 1)
+    before = (zero.clone(), tree.clone())
+    idx = torch.tensor([0, 5, -1])
+    vals = torch.tensor([1.0, float("inf"), -2.0], dtype=torch.float64)
+    with pytest.raises(ValueError) as err:
+        EXT.update_cpu(zero.data_ptr(), 3, off.data_ptr(), 1, tree.data_ptr(), n_tree, idx.data_ptr(), 0,
+                       vals.data_ptr(), 3, 3)
+    msg = str(err.value)
+    assert "2 indices outside [0, 3)" in msg and "1 NaN/Inf" in msg and "1 negative" in msg
+    assert torch.equal(zero, before[0]) and torch.equal(tree, before[1])
+    with pytest.raises(ValueError, match="a ring run of 4 items exceeds the 3 slots"):
+        EXT.update_cpu(zero.data_ptr(), 3, off.data_ptr(), 1, tree.data_ptr(), n_tree, 0, 0, vals.data_ptr(), 4, 3)
     if not EXT.compiled_with_cuda():
         with pytest.raises(RuntimeError, match="without CUDA"):
             EXT.sample_cuda(0, 0, off.data_ptr(), 1, 0, 0, 0, 0, True, 0, 0, 0, 0, 0)
+
+
+@needs_ext
+@pytest.mark.skipif(EXT is None or not EXT.compiled_with_cuda(), reason="extension built without CUDA")
+def test_cuda_entry_points_check_arguments_before_any_gpu_call():
+    """The CUDA entry points' host-side checks run here too: they raise before touching a GPU."""
+    off = torch.tensor([0, 3])
+    n_tree = ref.tree_layout([0, 3])[1]
+    with pytest.raises(ValueError, match="holds 5 entries"):
+        EXT.build_cuda(1, 3, off.data_ptr(), 1, 1, 5, 1, 0, 0)
+    with pytest.raises(ValueError, match="meta pointer is null"):
+        EXT.build_cuda(1, 3, off.data_ptr(), 1, 1, n_tree, 0, 0, 0)
+    with pytest.raises(ValueError) as err:
+        EXT.sample_cuda(1, 3, off.data_ptr(), 1, 1, n_tree, 1, 4, True, -1, -2, 0, -1, 0)
+    assert all(s in str(err.value) for s in ("seed must be >= 0", "offset must be >= 0", "out pointer is null",
+                                             "device must be >= 0"))
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        EXT.recompute_cuda(1, 3, off.data_ptr(), 1, 1, n_tree, 1, 1, 0, -1, 0, 0)
+    bad_off = torch.tensor([0, 4])
+    with pytest.raises(ValueError, match="must equal the number of weights"):
+        EXT.sample_cuda(1, 3, bad_off.data_ptr(), 1, 1, n_tree, 1, 4, True, 0, 0, 1, 0, 0)
 
 
 def test_low_level_ops_check_buffers():
@@ -365,9 +403,12 @@ def test_low_level_ops_check_buffers():
     off = torch.tensor([0, 10])
     with pytest.raises(ValueError, match="float64"):
         weighted_sample_op(w.float(), off, 1, True, 0)
-    with pytest.raises(ValueError, match="block_cum must have 2 entries"):
-        prefix_blocks_sample(w, off, torch.zeros(10, dtype=torch.float64), torch.zeros(5, dtype=torch.float64), 1,
-                             True, 0)
+    n_tree = ref.tree_layout(off)[1]
+    with pytest.raises(ValueError, match=f"tree must have {n_tree} entries"):
+        prefix_tree_sample(w, off, torch.zeros(5, dtype=torch.float64), 1, True, 0)
+    with pytest.raises(ValueError, match="differ in length"):
+        prefix_tree_update(w, off, torch.zeros(n_tree, dtype=torch.float64), torch.tensor([1, 2]),
+                           torch.ones(1, dtype=torch.float64), 10)
 
 
 def test_explicit_backend_that_cannot_run_raises(monkeypatch):
@@ -379,23 +420,19 @@ def test_explicit_backend_that_cannot_run_raises(monkeypatch):
 
 
 # ---- torch.library ---------------------------------------------------------------------------
-def _built(w, offsets):
-    base, n_blocks = ref.block_layout(offsets)
-    S = offsets.numel() - 1
-    local = torch.zeros_like(w)
-    tot = torch.zeros(n_blocks, dtype=torch.float64)
-    cum = torch.zeros(n_blocks + S, dtype=torch.float64)
-    return local, tot, cum
+def _tree(offsets):
+    return torch.zeros(ref.tree_layout(offsets)[1], dtype=torch.float64)
 
 
 def test_opcheck_all_ops():
     w, offsets, _ = _ragged(2)
-    local, tot, cum = _built(w, offsets)
-    torch.library.opcheck(prefix_blocks_build, (w, offsets, torch.empty(0, dtype=torch.int64), local, tot, cum))
-    torch.library.opcheck(prefix_blocks_build, (w, offsets, torch.tensor([0, 3, 4]), local, tot, cum))
-    prefix_blocks_build(w, offsets, torch.empty(0, dtype=torch.int64), local, tot, cum)
-    torch.library.opcheck(prefix_blocks_sample, (w, offsets, local, cum, 17, True, 5, 0))
-    torch.library.opcheck(prefix_blocks_sample, (w, offsets, local, cum, 1, False, 5, 0))
+    tree = _tree(offsets)
+    torch.library.opcheck(prefix_tree_build, (w, offsets, tree))
+    prefix_tree_build(w, offsets, tree)
+    torch.library.opcheck(prefix_tree_update, (w.clone(), offsets, tree.clone(), torch.tensor([0, 3, 4000]),
+                                               torch.tensor([0.5, 0.0, 2.0], dtype=torch.float64), w.numel()))
+    torch.library.opcheck(prefix_tree_sample, (w, offsets, tree, 17, True, 5, 0))
+    torch.library.opcheck(prefix_tree_sample, (w, offsets, tree, 1, False, 5, 0))
     torch.library.opcheck(weighted_sample_op, (w, offsets, 9, True, 3, 2))
 
 
@@ -410,30 +447,78 @@ def test_torch_compile_traces_the_op():
     assert torch.equal(compiled(w), f(w))
 
 
-@needs_ext
-def test_incremental_build_equals_full_build():
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_incremental_update_equals_full_build(backend, monkeypatch):
+    """An update leaves exactly the bits a full build of the new weights would (ragged segments)."""
+    monkeypatch.setenv("LOGO_FAST_BACKEND", backend)
     w, offsets, _ = _ragged(3)
-    local, tot, cum = _built(w, offsets)
-    prefix_blocks_build(w, offsets, torch.empty(0, dtype=torch.int64), local, tot, cum)
+    tree = _tree(offsets)
+    prefix_tree_build(w, offsets, tree)
+    items = torch.tensor([1030, 1031, 1035, w.numel() - 1, 0, 1030])  # a repeat: the last value wins
+    vals = torch.tensor([5.0, 0.0, 1e-300, 0.25, 3.0, 7.0], dtype=torch.float64)
+    w1 = w.clone()
+    prefix_tree_update(w1, offsets, tree, items, vals, w.numel())
     w2 = w.clone()
-    w2[1030:1040] = 5.0  # blocks of segment 3
-    w2[-1] = 0.25  # last block of the last segment
-    _, base_blocks = ref.block_layout(offsets)
-    blocks = torch.tensor([2, 3, base_blocks - 1])  # the touched blocks (and a harmless extra)
-    prefix_blocks_build(w2, offsets, blocks, local, tot, cum)
-    l2, t2, c2 = _built(w2, offsets)
-    prefix_blocks_build(w2, offsets, torch.empty(0, dtype=torch.int64), l2, t2, c2)
-    assert torch.equal(local, l2) and torch.equal(tot, t2) and torch.equal(cum, c2)
-    rl, rt, rc = _built(w2, offsets)
-    ref.build_prefix_blocks(w2, offsets, rl, rt, rc)
-    assert torch.equal(local, rl) and torch.equal(tot, rt) and torch.equal(cum, rc)
+    w2[[1031, 1035, w.numel() - 1, 0, 1030]] = torch.tensor([0.0, 1e-300, 0.25, 3.0, 7.0], dtype=torch.float64)
+    assert torch.equal(w1, w2)
+    t2 = _tree(offsets)
+    prefix_tree_build(w2, offsets, t2)
+    assert torch.equal(tree, t2)
+    t3 = _tree(offsets)
+    ref.build_prefix_tree(w2, offsets, t3)
+    assert torch.equal(tree, t3)
+
+
+@needs_ext
+def test_extension_tree_is_bitwise_the_reference():
+    w, offsets, _ = _ragged(5)
+    a, b = _tree(offsets), _tree(offsets)
+    prefix_tree_build(w, offsets, a)
+    ref.build_prefix_tree(w, offsets, b)
+    assert torch.equal(a, b)
+
+
+def test_choose_child_rounding_fallback_never_picks_a_zero_weight_child():
+    """Residuals at or past a node's total happen only by rounding: the last child with mass is taken."""
+    node = torch.tensor([[0.0, 1.0, 1.0, 3.0, 3.0, 3.0, 3.0, 3.0]], dtype=torch.float64)  # children 1, 3 have mass
+    assert ref.choose_child(node, torch.tensor([3.0], dtype=torch.float64)).tolist() == [3]
+    assert ref.choose_child(node, torch.tensor([0.0], dtype=torch.float64)).tolist() == [1]  # not the empty child 0
+    assert ref.choose_child(node, torch.tensor([1.0], dtype=torch.float64)).tolist() == [3]
+    if EXT is not None:
+        for r in (0.0, 0.5, 1.0, 2.999, 3.0, 7.0):
+            assert EXT.choose_child(node[0].tolist(), r) == int(ref.choose_child(node, torch.tensor([r]))[0])
+
+
+def test_weights_whose_prefix_rounds_to_the_total_still_draw_only_positive_items():
+    """Tiny weights after a big one add nothing to the float prefix: zero-width intervals, never a zero item."""
+    w = torch.tensor([0.0, 1.0, 0.0, 1e-17, 1e-17, 0.0, 2**-60, 0.0] * 40, dtype=torch.float64)
+    offsets = torch.tensor([0, w.numel()])
+    tree = _tree(offsets)
+    ref.build_prefix_tree(w, offsets, tree)
+    lv = ref._Levels([0, w.numel()], w.device)
+    U = torch.cat([torch.linspace(0, 1, 4001, dtype=torch.float64)[:-1],
+                   torch.tensor([1 - 2**-53, 1 - 2**-52, 0.5 - 2**-54], dtype=torch.float64)])
+    idx = ref.descend(tree, lv, torch.zeros(U.numel(), dtype=torch.int64), U)
+    assert bool((w[idx] > 0).all())
+    # a residual at the total (what rounding could produce) takes the last item with mass
+    seg0 = torch.zeros(1, dtype=torch.int64)
+    total = float(ref.segment_totals(offsets, tree)[0])
+    top = ref.descend(tree, lv, seg0, torch.tensor([total / total], dtype=torch.float64))
+    assert float(w[top]) > 0
+    out = weighted_sample(w, 20_000, generator=torch.Generator().manual_seed(3))
+    assert bool((w[out] > 0).all())
 
 
 # ---- GPU parity ------------------------------------------------------------------------------
+def _assert_cuda_backend():
+    assert backend_for(torch.device("cuda")) == "cuda", "the CUDA path did not run (extension built without CUDA?)"
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("replacement", [True, False])
 def test_cuda_matches_cpu_exactly_on_integer_weights(replacement):
-    """Integer weights make every partial sum exact, so the GPU's scan order cannot matter."""
+    """Integer weights (every partial sum exact) and the same fixed summing order: identical draws."""
+    _assert_cuda_backend()
     g = torch.Generator().manual_seed(0)
     lengths = [1, 1000, 5000, 70_000]
     w = torch.randint(0, 50, (sum(lengths),), generator=g).double()
@@ -450,6 +535,7 @@ def test_cuda_matches_cpu_exactly_on_integer_weights(replacement):
 
 @pytest.mark.gpu
 def test_cuda_without_replacement_matches_cpu_on_float_weights():
+    _assert_cuda_backend()
     w = torch.rand(200_000, dtype=torch.float64) ** 2
     offsets = torch.tensor([0, 50_000, 200_000])
     cpu = weighted_sample_op(w, offsets, 2000, False, 5)
@@ -458,11 +544,18 @@ def test_cuda_without_replacement_matches_cpu_on_float_weights():
 
 
 @pytest.mark.gpu
-def test_cuda_with_replacement_float_weights_agree_statistically():
+def test_cuda_with_replacement_float_weights_match_cpu_exactly():
+    """The GPU sums every node left to right as the CPU does: same tree bits, same draws."""
+    _assert_cuda_backend()
     w = torch.rand(100_000, dtype=torch.float64)
     gpu = weighted_sample(w.cuda(), 200_000, generator=torch.Generator().manual_seed(1)).cpu()
     cpu = weighted_sample(w, 200_000, generator=torch.Generator().manual_seed(1))
-    assert (gpu == cpu).float().mean() > 0.999  # differ only within rounding of a boundary
+    assert torch.equal(gpu, cpu)
+    offsets = torch.tensor([0, w.numel()])
+    tc, tg = _tree(offsets), _tree(offsets).cuda()
+    prefix_tree_build(w, offsets, tc)
+    prefix_tree_build(w.cuda(), offsets, tg)
+    assert torch.equal(tc, tg.cpu())
     bins = np.linspace(0, 100_000, 101).astype(np.int64)
     cw = torch.cat([torch.zeros(1, dtype=torch.float64), w.cumsum(0)]).numpy()
     assert _chisquare(np.histogram(gpu.numpy(), bins=bins)[0], cw[bins[1:]] - cw[bins[:-1]]) > P_MIN
@@ -470,6 +563,7 @@ def test_cuda_with_replacement_float_weights_agree_statistically():
 
 @pytest.mark.gpu
 def test_cuda_bad_weights_raise_value_error():
+    _assert_cuda_backend()
     with pytest.raises(ValueError):
         weighted_sample_op(torch.tensor([1.0, float("nan")], dtype=torch.float64, device="cuda"),
                            torch.tensor([0, 2]), 1, True, 0)
@@ -480,6 +574,7 @@ def test_cuda_bad_weights_raise_value_error():
 @pytest.mark.gpu
 @pytest.mark.slow
 def test_cuda_hundred_million_items():
+    _assert_cuda_backend()
     N = 100_000_000
     w = torch.ones(N, dtype=torch.float64, device="cuda")
     w[-1] = float(N)  # half the mass on the last item
@@ -491,12 +586,38 @@ def test_cuda_hundred_million_items():
     assert uniq.unique().numel() == 10_000
 
 
+@pytest.mark.gpu
+def test_cuda_builds_are_bitwise_identical_across_runs():
+    """A fixed summing order: five builds of 1e7 float weights give the same bits (no cub scan)."""
+    _assert_cuda_backend()
+    w = torch.rand(10_000_000, dtype=torch.float64, device="cuda") ** 3
+    offsets = torch.tensor([0, w.numel()])
+    trees = []
+    for _ in range(5):
+        t = _tree(offsets).cuda()
+        prefix_tree_build(w, offsets, t)
+        trees.append(t)
+    assert all(torch.equal(trees[0], t) for t in trees[1:])
+
+
+@pytest.mark.gpu
+def test_cuda_never_draws_a_zero_weight_item():
+    """1e7 draws at 50 % zero weights: none lands on a zero."""
+    _assert_cuda_backend()
+    g = torch.Generator().manual_seed(0)
+    w = torch.rand(2_000_000, generator=g, dtype=torch.float64) ** 4
+    w[torch.rand(w.numel(), generator=g) < 0.5] = 0.0
+    wc = w.cuda()
+    idx = weighted_sample(wc, 10_000_000, generator=torch.Generator().manual_seed(1))
+    assert idx.is_cuda and not bool((wc[idx] == 0).any())
+
+
 @pytest.mark.skipif(HAS_CUDA, reason="checks the CPU-only behaviour")
-def test_cuda_requested_on_cpu_tensors_uses_the_cpp_path(monkeypatch):
+def test_cuda_requested_without_a_gpu_raises(monkeypatch):
+    """LOGO_FAST_BACKEND=cuda never silently runs the C++ CPU path where the CUDA path cannot run."""
+    from logo_fast.backend import BackendUnavailableError
+
     monkeypatch.setenv("LOGO_FAST_BACKEND", "cuda")
     w = torch.rand(2000, dtype=torch.float64)
-    offsets = torch.tensor([0, 2000])
-    if EXT is None:
-        pytest.skip("extension not built")
-    assert torch.equal(weighted_sample_op(w, offsets, 10, True, 1), ref.weighted_sample_reference(w, offsets, 10,
-                                                                                                    True, 1))
+    with pytest.raises(BackendUnavailableError, match="LOGO_FAST_BACKEND=cuda cannot run weighted_sample on cpu"):
+        weighted_sample_op(w, torch.tensor([0, 2000]), 10, True, 1)

@@ -198,7 +198,135 @@ def test_add_synthetic_rejects_bad_batches(discrete_ds):
         assert needle in str(err.value), (needle, str(err.value))
     assert r.n_synthetic == 0  # nothing was written by a rejected batch
     with pytest.raises(ValueError, match="batch_size"):
-        r.sample(0)
+        r.sample(-1)
+
+
+def _discrete_real(R=12, N=2, A=5, seed=0):
+    rng = np.random.default_rng(seed)
+    avail = rng.random((R, N, A)) < 0.6
+    avail[..., 0] = True  # every agent keeps action 0
+    actions = np.where(avail[..., 1], 1, 0).astype(np.int64)
+    return {
+        "obs": rng.standard_normal((R, N, 4)).astype(np.float32),
+        "state": rng.standard_normal((R, 6)).astype(np.float32),
+        "actions": actions,
+        "rewards": np.zeros(R, np.float32),
+        "terminals": np.zeros(R, bool),
+        "next_obs": np.zeros((R, N, 4), np.float32),
+        "next_state": np.zeros((R, 6), np.float32),
+        "avail_actions": avail,
+        "next_avail": avail.copy(),
+    }
+
+
+def test_discrete_actions_are_checked_on_the_way_in(discrete_ds):
+    r = UncertaintyWeightedReplay(discrete_ds, capacity=20, C=1.0)
+    assert r.n_actions == discrete_ds.spec.n_actions == 5
+    good = _synthetic(r, torch.rand(4))
+    r.add_synthetic(good)
+    before = {k: v[: r.n_synthetic].clone() for k, v in r._synthetic.items()}
+    out_of_range = dict(good, actions=good["actions"].clone())
+    out_of_range["actions"][2, 1] = 99
+    unavailable = {k: v.clone() for k, v in good.items()}
+    unavailable["avail_actions"][1, 0] = False
+    unavailable["avail_actions"][1, 0, 0] = True
+    unavailable["actions"][1, 0] = 3  # not available: only action 0 is
+    dead_row = {k: v.clone() for k, v in good.items()}
+    dead_row["next_avail"][3, 2] = False
+    for batch, needle in (
+        (out_of_range, "actions: 1 entries outside [0, 5)"),
+        (unavailable, "1 chosen actions not available"),
+        (dead_row, "next_avail: 1 agent rows with no available action (first at row 3)"),
+    ):
+        with pytest.raises(ValueError) as err:
+            r.add_synthetic(batch)
+        assert needle in str(err.value), str(err.value)
+    assert r.n_synthetic == 4  # rejected batches changed nothing
+    for k, v in before.items():
+        assert torch.equal(r._synthetic[k][:4], v)
+
+
+def test_real_data_is_checked_at_construction():
+    real = _discrete_real()
+    UncertaintyWeightedReplay(real, capacity=8, C=1.0)  # valid
+    cases = []
+    bad = {k: v.copy() for k, v in real.items()}
+    bad["actions"][3, 0] = 42
+    cases.append((bad, {}, "actions: 1 entries outside [0, 5)"))
+    bad = {k: v.copy() for k, v in real.items()}
+    bad["avail_actions"][5, 1] = False
+    cases.append((bad, {}, "avail_actions: 1 agent rows with no available action (first at row 5)"))
+    bad = {k: v.copy() for k, v in real.items()}
+    bad["avail_actions"][7, 0, 1:] = False
+    bad["actions"][7, 0] = 2
+    cases.append((bad, {}, "1 chosen actions not available"))
+    no_avail = {k: v for k, v in real.items() if k not in ("avail_actions", "next_avail")}
+    no_avail["actions"] = no_avail["actions"].copy()
+    no_avail["actions"][0, 0] = 7
+    cases.append((no_avail, {"n_actions": 5}, "actions: 1 entries outside [0, 5)"))
+    cases.append((real, {"n_actions": 4}, "n_actions 4 != avail_actions' last axis 5"))
+    for data, kwargs, needle in cases:
+        with pytest.raises(ValueError) as err:
+            UncertaintyWeightedReplay(data, capacity=8, C=1.0, **kwargs)
+        assert needle in str(err.value), str(err.value)
+
+
+def test_unvalidated_dataset_with_a_bad_action_is_refused():
+    ds = make_toy_dataset(n_agents=2, n_episodes=3, episode_len=6, action_type="discrete", seed=4)
+    ds.actions = ds.actions.copy()
+    ds.actions[4, 1] = 42  # built by hand, never validated
+    with pytest.raises(ValueError, match=r"real actions: 1 entries outside \[0, 5\)"):
+        UncertaintyWeightedReplay(ds, capacity=8, C=1.0)
+
+
+def test_sample_sizes(discrete_ds):
+    r = UncertaintyWeightedReplay(discrete_ds, capacity=20, C=1.0, seed=3)
+    r.add_synthetic(_synthetic(r, torch.rand(10)))
+    for n in (np.int64(8), np.int32(8), torch.tensor(8), 8):
+        batch = r.sample(n)
+        assert batch["rewards"].shape == (8,) and int((batch["source"] == 1).sum()) == 4
+    empty = r.sample(0)
+    assert set(empty) == set(r.fields) | {"source", "prob"}
+    for k, v in empty.items():
+        assert v.shape[0] == 0
+        if k in r.fields:
+            assert v.shape[1:] == r._real[k].shape[1:] and v.dtype == r._real[k].dtype
+    for bad in (-1, 2.0, True, "8"):
+        with pytest.raises(ValueError, match="batch_size must be an int >= 0"):
+            r.sample(bad)
+    with pytest.raises(ValueError, match="batch_size 9223372036854775808 is too large"):
+        r.sample(2**63)
+    with pytest.raises(ValueError, match="too large"):
+        r.sample(2**40)  # ~100 TiB: more than any machine here
+
+
+def test_storage_grows_on_demand(continuous_ds):
+    """A million-row capacity costs only the rows filled (amortised doubling); FIFO order is unchanged."""
+    big = UncertaintyWeightedReplay(continuous_ds, capacity=1_000_000, C=1.0, seed=0)
+    assert big.allocated_rows == 0
+    sizes = []
+    for k in range(6):
+        big.add_synthetic(_synthetic(big, torch.rand(700), seed=k))
+        sizes.append(big.allocated_rows)
+        assert big.n_synthetic <= big.allocated_rows <= max(2 * big.n_synthetic, 1024)
+    assert big.n_synthetic == 4200 and sizes == sorted(sizes) and len(set(sizes)) <= 4  # doubling, not per add
+    stored = sum(v.numel() * v.element_size() for v in big._synthetic.values())
+    assert stored <= 2 * 4200 * big.row_bytes()
+    # A small ring wraps exactly as before: growth stops at capacity and old rows are overwritten in order.
+    ring = UncertaintyWeightedReplay(continuous_ds, capacity=1500, C=1.0, seed=0)
+    first = _synthetic(ring, torch.rand(1000), seed=1)
+    second = _synthetic(ring, torch.rand(1000), seed=2)
+    ring.add_synthetic(first)
+    slots = ring.add_synthetic(second)
+    assert ring.allocated_rows == 1500 and ring.n_synthetic == 1500
+    assert torch.equal(slots, torch.cat([torch.arange(1000, 1500), torch.arange(0, 500)]))
+    assert torch.equal(ring._synthetic["state"][slots], second["state"])
+    assert torch.equal(ring._synthetic["state"][500:1000], first["state"][500:])
+    state = ring.state_dict()
+    again = UncertaintyWeightedReplay(continuous_ds, capacity=1500, C=1.0, seed=0)
+    again.load_state_dict(state)
+    assert again.allocated_rows == 1500
+    assert torch.equal(again.sample(64)["state"], ring.sample(64)["state"])
 
 
 def test_weights_never_overflow_and_stay_positive(continuous_ds):

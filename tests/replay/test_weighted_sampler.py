@@ -8,7 +8,6 @@ import torch
 from scipy import stats
 
 import logo_fast
-from logo_fast.reference import weighted_sample as ref
 from logo_fast.sampler import WeightedSampler
 
 P_MIN = 1e-4
@@ -99,10 +98,12 @@ def test_update_changes_the_law(backend, monkeypatch):
     assert _pvalue(draws, w2) > P_MIN
 
 
-def test_incremental_structure_is_bitwise_a_full_rebuild():
-    """Every sequence of extends and updates leaves the exact structure a fresh build would."""
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_incremental_structure_is_a_full_rebuild(backend, monkeypatch):
+    """Every sequence of extends and updates draws exactly what a fresh build of the same weights draws."""
+    monkeypatch.setenv("LOGO_FAST_BACKEND", backend)
     g = torch.Generator().manual_seed(3)
-    cap = 5 * ref.BLOCK_SIZE + 300
+    cap = 5 * 512 + 300
     s = WeightedSampler(cap)
     for step in range(12):
         s.extend(torch.rand(int(torch.randint(1, 3000, (1,), generator=g)), generator=g, dtype=torch.float64))
@@ -110,14 +111,12 @@ def test_incremental_structure_is_bitwise_a_full_rebuild():
             k = 50
             s.update(torch.randint(0, len(s), (k,), generator=g), torch.rand(k, generator=g, dtype=torch.float64))
     fresh = WeightedSampler(cap)
-    fresh._weights.copy_(s._weights)
-    fresh._size = len(s)
-    fresh._rebuild(None)
-    assert torch.equal(s._local, fresh._local)
-    assert torch.equal(s._block_total, fresh._block_total)
-    assert torch.equal(s._block_cum, fresh._block_cum)
-    gen = [torch.Generator().manual_seed(9) for _ in range(2)]
-    assert torch.equal(s.sample(1000, generator=gen[0]), fresh.sample(1000, generator=gen[1]))
+    fresh.load_state_dict(s.state_dict())  # one full build
+    assert s.total() == fresh.total()
+    for repl in (True, False):
+        gen = [torch.Generator().manual_seed(9) for _ in range(2)]
+        assert torch.equal(s.sample(1000, replacement=repl, generator=gen[0]),
+                           fresh.sample(1000, replacement=repl, generator=gen[1]))
 
 
 def test_cpp_and_torch_backends_draw_the_same(monkeypatch):
@@ -200,16 +199,24 @@ def test_bad_input():
 
 
 @pytest.mark.gpu
-def test_cuda_sampler_matches_cpu_on_integer_weights():
-    w = torch.randint(0, 20, (9000,)).double()
+@pytest.mark.parametrize("integer", [True, False])
+def test_cuda_sampler_matches_cpu_bit_for_bit(integer):
+    """The CUDA tree sums every node in the CPU's order: same totals and draws, float weights too."""
+    gpu = WeightedSampler(6000, device="cuda")
+    assert gpu.backend() == "cuda", "the CUDA path did not run (extension built without CUDA?)"
+    w = torch.randint(0, 20, (9000,)).double() if integer else torch.rand(9000, dtype=torch.float64) ** 3
     w[0] = 1.0
-    cpu, gpu = WeightedSampler(6000), WeightedSampler(6000, device="cuda")
+    cpu = WeightedSampler(6000)
     for s in (cpu, gpu):
         s.extend(w[:4000])
         s.extend(w[4000:])  # wraps
-        s.update(torch.tensor([1, 2, 3]), torch.tensor([5.0, 0.0, 7.0]))
+        s.update(torch.tensor([1, 2, 3, 2]), torch.tensor([5.0, 0.0, 7.0, 0.25]))
     assert cpu.total() == gpu.total()
+    assert torch.equal(cpu.weights(), gpu.weights().cpu())
     for repl in (True, False):
         a = cpu.sample(2000, replacement=repl, generator=torch.Generator().manual_seed(3))
         b = gpu.sample(2000, replacement=repl, generator=torch.Generator().manual_seed(3))
         assert b.is_cuda and torch.equal(a, b.cpu())
+    with pytest.raises(ValueError, match="overflow"):
+        gpu.update(torch.tensor([5, 6]), torch.tensor([1e308, 1e308], dtype=torch.float64))
+    assert cpu.total() == gpu.total()  # the rejected update was undone

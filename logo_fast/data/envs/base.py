@@ -46,20 +46,18 @@ StepOutput = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.nda
 
 @dataclass(frozen=True)
 class EnvInfo:
-    """Static facts about a scenario that the collector records in the manifest.
-
-    env_id:        registry id, e.g. "mpe:simple_spread"
-    family:        "mpe", "mamujoco" or "smax"
-    time_limit:    steps after which an episode is truncated
-    team_reward:   how the team reward is formed from the agents' rewards (one sentence)
-    packages:      distribution names whose versions matter for reproducing the data
-    """
+    """Static facts about a scenario that the collector records in the manifest."""
 
     env_id: str
+    """Registry id, e.g. "mpe:simple_spread"."""
     family: str
+    """One of "mpe", "mamujoco" or "smax"."""
     time_limit: int
+    """Steps after which an episode is truncated."""
     team_reward: str
+    """How the team reward is formed from the agents' rewards (one sentence)."""
     packages: tuple[str, ...]
+    """Distribution names whose versions matter for reproducing the data."""
 
 
 class EnvAdapter(abc.ABC):

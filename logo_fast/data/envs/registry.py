@@ -8,6 +8,9 @@ name that jaxmarl knows also work (they are passed through).
 from __future__ import annotations
 
 from .base import EnvAdapter
+from .mamujoco import MaMuJoCoAdapter
+from .mpe import MPEAdapter
+from .smax import SMAXAdapter
 
 MPE_SCENARIOS = ("simple_spread", "simple_tag", "simple_reference")
 MAMUJOCO_SCENARIOS = ("HalfCheetah-6x1", "Hopper-3x1", "Ant-2x4", "Walker2d-2x3")
@@ -42,13 +45,7 @@ def make_env(env_id: str, batch_size: int = 1, time_limit: int | None = None) ->
     family, scenario = parse_env_id(env_id)
     kwargs = {} if time_limit is None else {"time_limit": int(time_limit)}
     if family == "mpe":
-        from .mpe import MPEAdapter
-
         return MPEAdapter(scenario, batch_size=batch_size, **kwargs)
     if family == "mamujoco":
-        from .mamujoco import MaMuJoCoAdapter
-
         return MaMuJoCoAdapter(scenario, batch_size=batch_size, **kwargs)
-    from .smax import SMAXAdapter
-
     return SMAXAdapter(scenario, batch_size=batch_size, **kwargs)

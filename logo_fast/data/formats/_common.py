@@ -105,3 +105,17 @@ def discrete_actions(a: np.ndarray, n_agents: int, name: str = "actions") -> np.
     elif a.dtype.kind not in "iu":
         raise ValueError(f"{name}: dtype {a.dtype} is not numeric")
     return a.astype(np.int64)
+
+
+def every_n_steps(ends: np.ndarray, n: int) -> np.ndarray:
+    """(T,) bool: steps where ``n`` steps have passed since the last episode end, counting the new cuts."""
+    if n < 1:
+        raise ValueError(f"episode_len must be >= 1, got {n}")
+    out = np.zeros_like(ends)
+    count = 0
+    for t in range(len(ends)):
+        count += 1
+        if ends[t] or count == n:
+            out[t] = count == n and not ends[t]
+            count = 0
+    return out

@@ -43,8 +43,17 @@ from typing import Any
 
 import numpy as np
 
+from ...files import atomic_dir
 from ..schema import DatasetSpec, OfflineDataset
-from ._common import action_bounds, as_flags, close_last_episode, pad_agents, split_rewards, squeeze_last
+from ._common import (
+    action_bounds,
+    as_flags,
+    close_last_episode,
+    every_n_steps,
+    pad_agents,
+    split_rewards,
+    squeeze_last,
+)
 
 _NPY = re.compile(r"^obs_(\d+)\.npy$")
 _NPZ = re.compile(r"^agent_(\d+)\.npz$")
@@ -133,9 +142,7 @@ def read_omar(
         # An episode boundary is where the next row does not continue this one.
         truncations[:-1] |= (next_obs[:-1] != obs[1:]).reshape(T - 1, -1).any(axis=1)
     if episode_len is not None:
-        from .omiga import _every_n_steps
-
-        truncations |= _every_n_steps(terminals | truncations, episode_len)
+        truncations |= every_n_steps(terminals | truncations, episode_len)
     truncations &= ~terminals
     n_closed = close_last_episode(terminals, truncations)
 
@@ -224,8 +231,6 @@ def write_omar(ds: OfflineDataset, path: str | os.PathLike, layout: str = "npy")
     next observation, ``avail`` for discrete tasks and ``state.npy``/``next_state.npy``. The
     directory is built under a temp name and renamed into place (``path`` must not exist).
     """
-    from ..io import atomic_dir
-
     spec = ds.spec
     nxt = ds.next_fields()
     has_next = len(nxt["index"]) == len(ds)

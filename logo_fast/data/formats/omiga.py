@@ -33,10 +33,20 @@ import os
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
+from ...files import atomic_path
 from ..schema import DatasetSpec, OfflineDataset
-from ._common import action_bounds, agent_flags, as_flags, close_last_episode, discrete_actions, split_rewards
+from ._common import (
+    action_bounds,
+    agent_flags,
+    as_flags,
+    close_last_episode,
+    discrete_actions,
+    every_n_steps,
+    split_rewards,
+)
 
 REQUIRED_KEYS = ("s", "o", "a", "r", "d")
 AVAIL_KEYS = ("avail", "available_actions")
@@ -68,8 +78,6 @@ def read_omiga(
     action_low/high: continuous bounds, scalars or (N, act_dim)
     agent_obs_dims: true per-agent observation sizes when ``o`` is padded (default: all obs_dim)
     """
-    import h5py
-
     path = Path(path)
     with h5py.File(path, "r") as h5:
         missing = [k for k in REQUIRED_KEYS if k not in h5]
@@ -98,7 +106,7 @@ def read_omiga(
     terminals = agent_flags(done, "d", N)
     truncations = np.zeros(T, dtype=bool) if timeouts is None else agent_flags(timeouts, timeout_key, N) & ~terminals
     if episode_len is not None:
-        truncations |= _every_n_steps(terminals | truncations, episode_len) & ~terminals
+        truncations |= every_n_steps(terminals | truncations, episode_len) & ~terminals
     n_closed = close_last_episode(terminals, truncations)
     team, agent_rewards = split_rewards(rew, N)
 
@@ -153,29 +161,11 @@ def read_omiga(
     )
 
 
-def _every_n_steps(ends: np.ndarray, n: int) -> np.ndarray:
-    """(T,) bool: steps where ``n`` steps have passed since the last episode end, counting the new cuts."""
-    if n < 1:
-        raise ValueError(f"episode_len must be >= 1, got {n}")
-    out = np.zeros_like(ends)
-    count = 0
-    for t in range(len(ends)):
-        count += 1
-        if ends[t] or count == n:
-            out[t] = count == n and not ends[t]
-            count = 0
-    return out
-
-
 def write_omiga(ds: OfflineDataset, path: str | os.PathLike) -> Path:
     """Write ``ds`` in the OMIGA layout (for interchange and tests); terminal → d, truncation → timeouts.
 
     Atomic like every writer here. Lossy by design: final_* and padding masks are not stored.
     """
-    import h5py
-
-    from ..io import atomic_path
-
     path = Path(path)
     with atomic_path(path, path.suffix) as tmp, h5py.File(tmp, "w") as h5:
         h5.create_dataset("s", data=np.asarray(ds.state))

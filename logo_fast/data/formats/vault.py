@@ -44,7 +44,9 @@ from typing import Any
 
 import numpy as np
 
+from ...files import atomic_dir, metadata_to_json
 from ..schema import DatasetSpec, OfflineDataset
+from ..validate import validate_dataset
 from ._common import action_bounds, agent_flags, as_flags, close_last_episode, discrete_actions, split_rewards
 
 METADATA_FILE = "metadata.json"
@@ -323,9 +325,6 @@ def write_vault(
     Returns the uid directory.
     """
     import tensorstore as ts
-
-    from ..io import atomic_dir, metadata_to_json
-    from ..validate import validate_dataset
 
     if validate:
         validate_dataset(ds)

@@ -31,6 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...files import atomic_path
+from ...progress import progress as progress_bar
+from ..envs.registry import make_env
+from ..io import load, save
 from ..schema import OfflineDataset
 
 TRAINER_VERSION = 1
@@ -40,22 +44,38 @@ TRAINER_VERSION = 1
 class TD3Config:
     """TD3 trainer settings (defaults follow the TD3 paper, sized for a small CPU budget)."""
 
-    train_minutes: float = 10.0  # wall-clock budget of the run, minutes
-    max_env_steps: int = 1_000_000  # hard cap on environment steps
-    start_steps: int = 5_000  # uniformly random actions before the actor takes over (fills the replay)
-    eval_every: int = 5_000  # environment steps between checkpoint evaluations
-    eval_episodes: int = 3  # deterministic episodes per evaluation
-    batch_size: int = 256  # minibatch size per gradient step
-    hidden: int = 256  # width of the two hidden layers of actor and critics
-    lr: float = 3e-4  # Adam learning rate (actor and critics)
-    gamma: float = 0.99  # discount
-    tau: float = 0.005  # target-network Polyak rate
-    expl_noise: float = 0.1  # std of the Gaussian exploration noise (actions scaled to [-1, 1])
-    policy_noise: float = 0.2  # std of the target-policy smoothing noise
-    noise_clip: float = 0.5  # clip of the target-policy smoothing noise
-    policy_delay: int = 2  # critic updates per actor update
-    time_limit: int = 1000  # episode length limit during training and evaluation
-    threads: int = 1  # torch CPU threads (1: the machine is shared)
+    train_minutes: float = 10.0
+    """Wall-clock budget of the run, minutes."""
+    max_env_steps: int = 1_000_000
+    """Hard cap on environment steps."""
+    start_steps: int = 5_000
+    """Uniformly random actions before the actor takes over (fills the replay)."""
+    eval_every: int = 5_000
+    """Environment steps between checkpoint evaluations."""
+    eval_episodes: int = 3
+    """Deterministic episodes per evaluation."""
+    batch_size: int = 256
+    """Minibatch size per gradient step."""
+    hidden: int = 256
+    """Width of the two hidden layers of actor and critics."""
+    lr: float = 3e-4
+    """Adam learning rate (actor and critics)."""
+    gamma: float = 0.99
+    """Discount."""
+    tau: float = 0.005
+    """Target-network Polyak rate."""
+    expl_noise: float = 0.1
+    """Std of the Gaussian exploration noise (actions scaled to [-1, 1])."""
+    policy_noise: float = 0.2
+    """Std of the target-policy smoothing noise."""
+    noise_clip: float = 0.5
+    """Clip of the target-policy smoothing noise."""
+    policy_delay: int = 2
+    """Critic updates per actor update."""
+    time_limit: int = 1000
+    """Episode length limit during training and evaluation."""
+    threads: int = 1
+    """Torch CPU threads (1: the machine is shared)."""
 
 
 def _mlp(inp: int, out: int, hidden: int) -> nn.Sequential:
@@ -146,28 +166,30 @@ class TD3BehaviourPolicy:
 
 @dataclass
 class TrainResult:
-    """What a training run leaves behind (also what the cache file holds).
-
-    checkpoints:     list of {"env_step", "eval_return", "wall_s"}; actors in ``actor_states``
-    actor_states:    one actor state_dict per checkpoint
-    random_return:   mean return of uniformly random actions (the 0 of normalised scores)
-    replay:          every training transition as whole episodes (unfinished last one dropped)
-    replay_env_step: (E,) environment step at which each replay episode ended
-    env_steps, wall_s, updates: size of the run
-    config:          the TD3Config used
-    """
+    """What a training run leaves behind (also what the cache file holds)."""
 
     checkpoints: list[dict[str, Any]]
+    """One {"env_step", "eval_return", "wall_s"} per checkpoint; the actors are in actor_states."""
     actor_states: list[dict[str, torch.Tensor]]
+    """One actor state_dict per checkpoint."""
     random_return: float
+    """Mean return of uniformly random actions (the 0 of normalised scores)."""
     replay: OfflineDataset
+    """Every training transition as whole episodes (the unfinished last one dropped)."""
     replay_env_step: np.ndarray
+    """(E,) environment step at which each replay episode ended."""
     env_steps: int
+    """Environment steps of the run."""
     updates: int
+    """Gradient updates of the run."""
     wall_s: float
+    """Wall-clock seconds of the run."""
     config: dict[str, Any]
+    """The TD3Config used, as a dict."""
     state_dim: int
+    """Input size of the actor (the global state)."""
     joint_dim: int
+    """Output size of the actor (the joint action)."""
 
     def candidates(self) -> list[int]:
         """Checkpoints taken after learning started (env_step > start_steps).
@@ -307,11 +329,7 @@ def train_td3(env_factory, cfg: TD3Config, seed: int, progress: bool = True) -> 
     obs, state, _ = env.reset(seed)
     updates = 0
     t = 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=int(budget_s), desc=f"TD3 {spec.env}", unit="s", leave=False)
+    bar = progress_bar(total=int(budget_s), desc=f"TD3 {spec.env}", unit="s") if progress else None
     last_tick = start
     while t < cap:
         if t < cfg.start_steps:
@@ -400,8 +418,6 @@ def cache_paths(cache_dir: Path, env_id: str, seed: int, cfg: TD3Config) -> tupl
 
 def save_result(result: TrainResult, ckpt_path: Path, replay_path: Path) -> None:
     """Write checkpoints (torch) and replay (HDF5) atomically."""
-    from ..io import atomic_path, save
-
     save(result.replay, replay_path)
     payload = {
         "checkpoints": result.checkpoints,
@@ -421,8 +437,6 @@ def save_result(result: TrainResult, ckpt_path: Path, replay_path: Path) -> None
 
 
 def load_result(ckpt_path: Path, replay_path: Path) -> TrainResult:
-    from ..io import load
-
     payload = torch.load(ckpt_path, weights_only=False)
     payload.pop("trainer_version", None)
     return TrainResult(replay=load(replay_path), **payload)
@@ -440,9 +454,7 @@ def describe_result(result: TrainResult) -> str:
 
 def train_or_load(env_id: str, seed: int, cfg: TD3Config, cache_dir: str | Path, progress: bool = True) -> TrainResult:
     """The cached run for (env, seed, budget, time limit) if there is one, else train and cache it."""
-    import fcntl
-
-    from ..envs.registry import make_env
+    import fcntl  # POSIX only; needed just for the cache lock
 
     ckpt, replay = cache_paths(Path(cache_dir), env_id, seed, cfg)
     ckpt.parent.mkdir(parents=True, exist_ok=True)

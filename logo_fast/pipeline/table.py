@@ -1,0 +1,356 @@
+"""The experiment table: scenarios x qualities x methods x seeds, one ``logo-fast train`` process per cell.
+
+    logo-fast table --config logo_fast/configs/table_medium.json            run what is missing, render
+    logo-fast table --config ... --dry-run                                  list the commands only
+    logo-fast table --config ... --render-only                              re-render docs/results.md
+
+The grid file (JSON) names the scenario configs (files in ``logo_fast/configs/`` or paths), the
+qualities, the methods (``bc``, ``macql``, ``macql+joint``, ``macql+ensemble``, ``macql+logo``),
+the seeds, and ``train``: flags applied to every run (e.g. ``{"updates": 20000, "data_dir":
+"datasets"}``). Each cell runs as its own process (at most ``parallel`` at a time) in its own
+folder, so a killed table resumes: finished cells are in the store (one JSON line each) and are
+skipped; unfinished ones rerun the same command, which resumes from the run's checkpoint.
+Only cells in the store appear in ``docs/results.md`` as numbers; the rest say "not run".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .train import TrainArgs, load_config, resolve_config_path
+
+METHODS = {"bc": ("bc", "none"), "macql": ("macql", "none"), "macql+joint": ("macql", "joint"),
+           "macql+ensemble": ("macql", "ensemble"), "macql+logo": ("macql", "logo")}
+METHOD_LABELS = {"bc": "BC", "macql": "MACQL", "macql+joint": "MACQL + joint MLP",
+                 "macql+ensemble": "MACQL + ensemble", "macql+logo": "MACQL + LOGO"}
+# What a reader must know next to a scenario's numbers (data whose qualities barely differ).
+DATA_NOTES = {
+    "smax:3s_vs_5z": "jaxmarl's heuristic does not kite: the scripted 'expert' scores 0.30 vs 0.21 for random, "
+                     "so the medium data sits in a narrow band and normalised scores are noisy.",
+    "mamujoco": "behaviour policies come from a 10-minute TD3 run: 'expert' is the best that budget reached, far "
+                "below published MaMuJoCo experts; the normalised score uses that expert dataset's return.",
+}
+
+
+@dataclass
+class TableArgs:
+    """Run the comparison grid (each cell its own `logo-fast train` process) and render docs/results.md."""
+
+    config: str = "table_medium.json"
+    """grid file (JSON); a bare name is looked up in logo_fast/configs/"""
+    parallel: int = 0
+    """runs at a time (0: the grid file's value, default 2)"""
+    dry_run: bool = False
+    """print the command of every missing cell and stop"""
+    render_only: bool = False
+    """only re-render the results page from the store"""
+    results: str = ""
+    """markdown file to write (empty: the grid file's results_md, default docs/results.md)"""
+
+
+@dataclass
+class Cell:
+    """One run of the grid."""
+
+    scenario: str
+    """stem of the scenario config file, e.g. mpe_simple_spread"""
+    quality: str
+    """dataset quality"""
+    method: str
+    """a key of METHODS, e.g. macql+logo"""
+    seed: int
+    """the run's seed"""
+    env: str
+    """scenario id, e.g. mpe:simple_spread"""
+    run_dir: Path
+    """the run's folder (checkpoints, report, log.txt)"""
+    command: list[str]
+    """the process to start (python -m logo_fast.cli train ...)"""
+
+    @property
+    def key(self) -> str:
+        return f"{self.scenario}/{self.quality}/{self.method}/s{self.seed}"
+
+
+def _flags(d: dict[str, Any], prefix: str = "") -> list[str]:
+    """{"updates": 5, "wm": {"max_steps": 3}} -> ["--updates", "5", "--wm.max-steps", "3"] (tyro's spelling)."""
+    out = []
+    for k, v in d.items():
+        name = f"{prefix}{k.replace('_', '-')}"
+        if isinstance(v, dict):
+            out += _flags(v, name + ".")
+        elif isinstance(v, bool):
+            out.append(f"--{name}" if v else f"--no-{name}" if "." not in name else f"--{name[:name.rfind('.') + 1]}"
+                       f"no-{name[name.rfind('.') + 1:]}")
+        elif v is None:
+            out += [f"--{name}", "None"]
+        else:
+            out += [f"--{name}", str(v)]
+    return out
+
+
+def load_grid(path: str) -> tuple[dict[str, Any], list[Cell]]:
+    """The grid file and its cells; one ValueError listing every problem (before any run starts)."""
+    p = resolve_config_path(path)
+    if not p.is_file():
+        raise ValueError(f"grid file {path!r} not found")
+    grid = json.loads(p.read_text())
+    problems = []
+    for key in ("scenarios", "qualities", "methods", "seeds"):
+        if not isinstance(grid.get(key), list) or not grid.get(key):
+            problems.append(f"{key}: expected a non-empty list")
+    unknown = [m for m in grid.get("methods", []) if m not in METHODS]
+    if unknown:
+        problems.append(f"methods: unknown {unknown}; choose from {sorted(METHODS)}")
+    extra = set(grid) - {"comment", "scenarios", "qualities", "methods", "seeds", "train", "runs_dir", "store",
+                         "results_md", "parallel"}
+    if extra:
+        problems.append(f"unknown keys {sorted(extra)}")
+    train = grid.get("train", {})
+    runs_dir = Path(grid.get("runs_dir", "runs/table"))
+    defaults = TrainArgs()
+    cells = []
+    for scen in grid.get("scenarios", []) if not problems else []:
+        sp = resolve_config_path(scen)
+        stem = Path(scen).stem
+        try:
+            file_cfg = json.loads(sp.read_text()) if sp.is_file() else None
+        except json.JSONDecodeError as err:
+            problems.append(f"scenario {scen}: not valid JSON ({err})")
+            continue
+        if file_cfg is None:
+            problems.append(f"scenario config {scen!r} not found")
+            continue
+        for q in grid["qualities"]:
+            for m in grid["methods"]:
+                learner, wm = METHODS[m]
+                for seed in grid["seeds"]:
+                    run_dir = runs_dir / f"{stem}_{q}" / m.replace("+", "_") / f"s{seed}"
+                    flags = {"quality": q, "method": learner, "world_model": wm, "seed": seed, **train,
+                             "out": str(run_dir)}
+                    # A flag equal to the built-in default cannot override the file (see train.py):
+                    # refuse such a grid instead of silently running the file's value.
+                    problems += [f"{scen}: train flag {k}={v!r} equals the built-in default, so it cannot "
+                                 f"override the file's {f!r}; change the file" for k, v, f in
+                                 _shadowed(flags, file_cfg, defaults)]
+                    cmd = [sys.executable, "-m", "logo_fast.cli", "train", "--config", str(sp), *_flags(flags)]
+                    cells.append(Cell(stem, q, m, int(seed), file_cfg.get("env", defaults.env), run_dir, cmd))
+    if not problems:
+        for c in cells[:: max(1, len(grid["methods"]) * len(grid["seeds"]))]:
+            try:  # each scenario/quality once: the merged config must be a valid TrainArgs
+                args = load_config(c.command[5], overrides=_parse_flags(c))
+                problems += [f"{c.key}: {x}" for x in args.problems() if "does not exist" not in x]
+            except ValueError as err:
+                problems.append(f"{c.key}: {err}")
+    if problems:
+        raise ValueError(f"invalid grid {p}:\n  - " + "\n  - ".join(dict.fromkeys(problems)))
+    grid["_path"] = str(p)
+    return grid, cells
+
+
+def _shadowed(flags: dict[str, Any], file_cfg: dict[str, Any], defaults: Any, prefix: str = ""):
+    """(name, flag value, file value) for every flag that equals the built-in default but not the file."""
+    for k, v in flags.items():
+        if k not in file_cfg:
+            continue
+        if isinstance(v, dict) and isinstance(file_cfg[k], dict):
+            yield from _shadowed(v, file_cfg[k], getattr(defaults, k, None), f"{prefix}{k}.")
+        elif file_cfg[k] != v and getattr(defaults, k, object()) == v:
+            yield f"{prefix}{k}", v, file_cfg[k]
+
+
+def _parse_flags(cell: Cell) -> TrainArgs:
+    import tyro
+
+    return tyro.cli(TrainArgs, args=cell.command[6:])
+
+
+def display_command(cell: Cell) -> str:
+    """The cell's command as a user types it (``logo-fast train ...``)."""
+    parts = ["logo-fast", *cell.command[3:]]
+    parts[3] = _short(parts[3])
+    return " ".join(shlex.quote(x) for x in parts)
+
+
+def _short(path: str) -> str:
+    """A path relative to the working directory when it lies below it (the repository root), else as is."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def read_store(path: Path) -> dict[str, dict[str, Any]]:
+    """Finished cells by key (a torn last line from a kill is ignored)."""
+    out = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            out[rec["key"]] = rec
+    return out
+
+
+def _append(path: Path, rec: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(rec, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _record(cell: Cell, report: dict[str, Any], wall: float) -> dict[str, Any]:
+    return {"key": cell.key, "scenario": cell.scenario, "env": cell.env, "quality": cell.quality,
+            "method": cell.method, "seed": cell.seed, "command": display_command(cell),
+            "final": report["final"], "dataset": report["dataset"], "references": report["references"],
+            "world_model": report["world_model"], "budget": report["budget"], "wall_s": round(wall, 1),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def run_cells(cells: list[Cell], store: Path, parallel: int, log=print) -> None:
+    """Run every cell not in ``store``, ``parallel`` processes at a time; append each finished one."""
+    done = read_store(store)
+    todo = [c for c in cells if c.key not in done]
+    log(f"{len(cells) - len(todo)} of {len(cells)} cells already in {store}; {len(todo)} to run, {parallel} at a time")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    running: list[tuple[Cell, subprocess.Popen, float, Any]] = []
+    failures = []
+    try:
+        while todo or running:
+            while todo and len(running) < parallel:
+                c = todo.pop(0)
+                c.run_dir.mkdir(parents=True, exist_ok=True)
+                logf = open(c.run_dir / "log.txt", "a")  # noqa: SIM115 - closed when the process ends
+                running.append((c, subprocess.Popen(c.command, stdout=logf, stderr=subprocess.STDOUT, env=env),
+                                time.perf_counter(), logf))
+                log(f"start {c.key}")
+            time.sleep(0.5)
+            for item in list(running):
+                c, proc, t0, logf = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                logf.close()
+                wall = time.perf_counter() - t0
+                report_path = c.run_dir / "report.json"
+                if proc.returncode == 0 and report_path.is_file():
+                    rec = _record(c, json.loads(report_path.read_text()), wall)
+                    _append(store, rec)
+                    f = rec["final"]
+                    log(f"done  {c.key}: return {f['return_mean']:.3f} ({wall:.0f} s)")
+                else:
+                    failures.append(c.key)
+                    log(f"FAILED {c.key} (exit {proc.returncode}); see {c.run_dir / 'log.txt'}")
+    finally:
+        for _c, proc, _, logf in running:  # a stopped table stops its runs; they resume next time
+            proc.terminate()
+            proc.wait()
+            logf.close()
+    if failures:
+        log(f"{len(failures)} cells failed: {', '.join(failures)}")
+
+
+def render(grid: dict[str, Any], cells: list[Cell], store: dict[str, dict[str, Any]]) -> str:
+    """The results page: one table per scenario x quality, mean ± std over seeds, "not run" where missing."""
+    lines = ["# Results: offline MARL policies with and without world-model data", "",
+             f"Generated by `logo-fast table --config {_short(grid['_path'])}` from "
+             f"`{grid.get('store', 'runs/table/results.jsonl')}`. Every number is the final greedy policy's mean "
+             "return in the real environment (mean ± std over seeds of each run's evaluation mean); "
+             "normalised = 100 (return - random) / (expert - random). Cells that were not run say so.", ""]
+    by_block: dict[tuple[str, str], list[Cell]] = {}
+    for c in cells:
+        by_block.setdefault((c.scenario, c.quality), []).append(c)
+    for (_scenario, q), block in by_block.items():
+        env = block[0].env
+        recs = [store[c.key] for c in block if c.key in store]
+        lines += [f"## {env} — {q} data", ""]
+        if recs:
+            r0 = recs[0]
+            d, ref = r0["dataset"], r0["references"]
+            lines.append(f"Data: {d['episodes']} training episodes ({d['steps']} steps), behaviour return "
+                         f"{d['return_mean']:.3f} ± {d['return_std']:.3f}"
+                         + (f" (normalised {d['normalised']:.1f})" if d.get("normalised") is not None else "")
+                         + f"; random {ref['random']:.3f}, expert {_fmt(ref['expert'], '.3f')} "
+                         f"({ref['expert_source']}).")
+            b = r0["budget"]
+            lines.append(f"Budget per run: {b['updates']} learner updates, batch {b['batch_size']}; rollouts "
+                         f"{b['rollout_starts']} starts × horizon {b['horizon']} every {b['rollout_every']} updates, "
+                         f"real ratio {b['real_ratio']}; world model ≤ {b['wm_max_steps']} steps; "
+                         f"{b['eval_episodes']} evaluation episodes.")
+        note = DATA_NOTES.get(env) or DATA_NOTES.get(env.split(":")[0])
+        if note:
+            lines.append(f"Note: {note}")
+        smax = env.startswith("smax:")
+        head = ("| method | return | normalised |" + (" win rate |" if smax else "")
+                + " wm error | seeds | wall s / run |")
+        lines += ["", head, "|" + "---|" * (head.count("|") - 1)]
+        for m in grid["methods"]:
+            mc = [c for c in block if c.method == m]
+            got = [store[c.key] for c in mc if c.key in store]
+            if not got:
+                lines.append(f"| {METHOD_LABELS[m]} | not run | not run |" + (" not run |" if smax else "")
+                             + f" — | 0/{len(mc)} | — |")
+                continue
+            ret = [g["final"]["return_mean"] for g in got]
+            norm = [g["final"]["normalised"] for g in got if g["final"].get("normalised") is not None]
+            win = [g["final"]["win_rate"] for g in got if g["final"].get("win_rate") is not None]
+            errs = [g["world_model"]["holdout_error"]["state_nmse"] for g in got
+                    if g.get("world_model") and g["world_model"].get("holdout_error")]
+            cells_txt = [_pm(ret, ".3f"), _pm(norm, ".1f") if norm else "—"]
+            if smax:
+                cells_txt.append(_pm(win, ".2f") if win else "—")
+            cells_txt += [_pm(errs, ".4f") if errs else "—", f"{len(got)}/{len(mc)}",
+                          f"{np.mean([g['wall_s'] for g in got]):.0f}"]
+            lines.append(f"| {METHOD_LABELS[m]} | " + " | ".join(cells_txt) + " |")
+        lines += ["", "<details><summary>commands</summary>", "", "```"]
+        lines += [f"{display_command(c)}" + ("" if c.key in store else "   # not run") for c in block]
+        lines += ["```", "", "</details>", ""]
+    return "\n".join(lines)
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def _pm(xs: list[float], spec: str) -> str:
+    if len(xs) == 1:
+        return format(xs[0], spec)
+    return f"{format(float(np.mean(xs)), spec)} ± {format(float(np.std(xs)), spec)}"
+
+
+def run_table(args: TableArgs) -> int:
+    grid, cells = load_grid(args.config)
+    store = Path(grid.get("store", "runs/table/results.jsonl"))
+    results = Path(args.results or grid.get("results_md", "docs/results.md"))
+    parallel = args.parallel or int(grid.get("parallel", 2))
+    if parallel < 1:
+        raise ValueError(f"parallel must be >= 1, got {parallel}")
+    if args.dry_run:
+        done = read_store(store)
+        for c in cells:
+            if c.key not in done:
+                print(display_command(c))
+        return 0
+    if not args.render_only:
+        run_cells(cells, store, parallel)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    tmp = results.with_name(f".{results.name}.tmp{os.getpid()}")
+    tmp.write_text(render(grid, cells, read_store(store)))
+    os.replace(tmp, results)
+    print(f"wrote {results}")
+    return 0
+
+

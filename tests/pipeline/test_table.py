@@ -1,0 +1,92 @@
+"""The experiment grid on a tiny budget: one process per cell, a resumable store, the rendered page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from logo_fast.pipeline.table import TableArgs, load_grid, read_store, render, run_table
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory) -> Path:
+    from logo_fast.data.collect import CollectArgs, run_collect
+
+    root = tmp_path_factory.mktemp("grid")
+    data = root / "mpe_simple_spread_medium_s0.h5"
+    run_collect(CollectArgs(env="mpe:simple_spread", quality="medium", seed=0, out=str(data), n_episodes=20,
+                            progress=False))
+    scenario = {"env": "mpe:simple_spread", "updates": 30, "batch_size": 32, "rollout_every": 15, "rollout_starts": 8,
+                "horizon": 2, "eval_every": 30, "eval_episodes": 8, "checkpoint_every": 15, "log_every": 15,
+                "random_return": -25.0, "expert_return": -10.0,
+                "wm": {"hidden": 16, "latent": 8, "epochs": 1, "max_steps": 10},
+                "macql": {"hidden": 16, "mixer_embed": 4}, "bc": {"hidden": 16}}
+    (root / "tiny_mpe.json").write_text(json.dumps(scenario))
+    grid = {"scenarios": [str(root / "tiny_mpe.json")], "qualities": ["medium"], "methods": ["bc", "macql+logo"],
+            "seeds": [0], "train": {"dataset": str(data), "progress": "log"}, "runs_dir": str(root / "runs"),
+            "store": str(root / "runs" / "results.jsonl"), "results_md": str(root / "results.md"), "parallel": 2}
+    (root / "grid.json").write_text(json.dumps(grid))
+    return root
+
+
+@pytest.mark.slow
+def test_table_runs_each_cell_once_and_renders(tiny_grid, capsys):
+    grid_path = tiny_grid / "grid.json"
+    assert run_table(TableArgs(config=str(grid_path))) == 0
+    store = read_store(tiny_grid / "runs" / "results.jsonl")
+    assert sorted(store) == ["tiny_mpe/medium/bc/s0", "tiny_mpe/medium/macql+logo/s0"]
+    for rec in store.values():
+        assert rec["command"].startswith("logo-fast train --config ")
+        assert rec["budget"]["updates"] == 30
+        run_dir = tiny_grid / "runs" / "tiny_mpe_medium" / rec["method"].replace("+", "_") / "s0"
+        assert (run_dir / "report.json").is_file()
+    page = (tiny_grid / "results.md").read_text()
+    assert "| BC |" in page and "| MACQL + LOGO |" in page and "| not run |" not in page
+    assert "--method bc" in page and "--world-model logo" in page
+
+    # resumable: a second call finds both cells in the store and starts nothing
+    capsys.readouterr()
+    run_table(TableArgs(config=str(grid_path)))
+    assert "2 of 2 cells already" in capsys.readouterr().out
+    assert len((tiny_grid / "runs" / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_cells_missing_from_the_store_say_not_run(tiny_grid):
+    grid = json.loads((tiny_grid / "grid.json").read_text())
+    grid["methods"] = ["bc", "macql", "macql+logo"]
+    grid["seeds"] = [0, 1]
+    path = tiny_grid / "grid_wide.json"
+    path.write_text(json.dumps(grid))
+    g, cells = load_grid(str(path))
+    assert len(cells) == 6
+    one = cells[0]
+    fake = {one.key: {"key": one.key, "final": {"return_mean": -18.0, "normalised": 46.7, "win_rate": None},
+                      "dataset": {"episodes": 18, "steps": 450, "return_mean": -20.0, "return_std": 6.0,
+                                  "normalised": 33.3},
+                      "references": {"random": -25.0, "expert": -10.0, "expert_source": "given"},
+                      "world_model": None, "budget": {"updates": 30, "batch_size": 32, "rollout_starts": 8,
+                                                      "horizon": 2, "rollout_every": 15, "real_ratio": 0.5,
+                                                      "wm_max_steps": 10, "eval_episodes": 8}, "wall_s": 3.0}}
+    page = render(g, cells, fake)
+    assert "| BC | -18.000 | 46.7 | — | 1/2 | 3 |" in page
+    assert page.count("| not run | not run |") == 2  # MACQL and MACQL + LOGO: no seed was run
+    assert page.count("# not run") == 5
+
+
+def test_bad_grids_are_refused_before_any_run(tiny_grid):
+    path = tiny_grid / "bad.json"
+    path.write_text(json.dumps({"scenarios": ["nope.json"], "qualities": [], "methods": ["macql+mopo"], "seeds": [0],
+                                "extra": 1}))
+    with pytest.raises(ValueError) as err:
+        load_grid(str(path))
+    msg = str(err.value)
+    assert "qualities" in msg and "macql+mopo" in msg and "extra" in msg
+
+    # a grid flag equal to the built-in default would not override the scenario file: refused
+    grid = json.loads((tiny_grid / "grid.json").read_text())
+    grid["train"] = {**grid["train"], "wm": {"max_steps": 3000}}  # built-in default; the file says 10
+    path.write_text(json.dumps(grid))
+    with pytest.raises(ValueError, match=r"wm\.max_steps=3000 equals the built-in default"):
+        load_grid(str(path))

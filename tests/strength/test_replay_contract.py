@@ -1,0 +1,71 @@
+"""Replay checks and checkpoints the older tests left open (found by mutation testing, issue 17).
+
+Public API only: construction, add_synthetic, sample, state_dict / load_state_dict.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from logo_fast.replay import UncertaintyWeightedReplay
+
+from .test_replay_real_uniform import _real_rows, _synthetic_rows
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.0, True])
+def test_n_actions_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match=r"n_actions must be an int >= 1 or None, got"):
+        UncertaintyWeightedReplay(_real_rows(4), capacity=4, C=1.0, n_actions=bad)
+
+
+def test_rewards_of_the_wrong_rank_are_a_value_error():
+    real = _real_rows(4)
+    real["rewards"] = real["rewards"][:, None]
+    with pytest.raises(ValueError, match=r"real rewards must be \(R,\), got \(4, 1\)"):
+        UncertaintyWeightedReplay(real, capacity=4, C=1.0)
+
+
+def test_add_synthetic_lists_every_problem_one_per_line():
+    replay = UncertaintyWeightedReplay(_real_rows(4), capacity=8, C=1.0)
+    bad = _synthetic_rows(3)
+    bad["u"] = torch.tensor([0.5, -1.0, 0.2])
+    bad["state"] = bad["state"][:, :2]
+    with pytest.raises(ValueError) as err:
+        replay.add_synthetic(bad)
+    lines = str(err.value).split("\n  - ")
+    assert lines[0] == "add_synthetic: bad input:"
+    assert len(lines) == 3, str(err.value)
+    assert any(line.startswith("u has 1 negative entries") for line in lines)
+    assert any(line.startswith("state must have shape (3, 3)") for line in lines)
+    assert replay.n_synthetic == 0  # nothing stored
+
+
+def test_state_dict_of_a_partly_filled_replay_round_trips():
+    """A checkpoint holds the filled synthetic rows only, and restores the same batches."""
+    a = UncertaintyWeightedReplay(_real_rows(5), capacity=100, C=2.0, seed=4)
+    a.add_synthetic(_synthetic_rows(30))
+    a.sample(16)
+    state = a.state_dict()
+    assert state["u"].shape == (30,)
+    assert all(v.shape[0] == 30 for v in state["synthetic"].values())
+    b = UncertaintyWeightedReplay(_real_rows(5), capacity=100, C=2.0, seed=99)
+    b.load_state_dict(state)
+    assert b.n_synthetic == 30
+    assert torch.equal(b.synthetic_u(), a.synthetic_u())
+    for _ in range(3):
+        x, y = a.sample(32), b.sample(32)
+        assert all(torch.equal(x[k], y[k]) for k in x)
+
+
+def test_load_state_dict_refuses_u_of_the_wrong_shape():
+    a = UncertaintyWeightedReplay(_real_rows(5), capacity=10, C=2.0)
+    a.add_synthetic(_synthetic_rows(6))
+    state = a.state_dict()
+    state["u"] = state["u"][:4]
+    b = UncertaintyWeightedReplay(_real_rows(5), capacity=10, C=2.0)
+    with pytest.raises(ValueError, match=r"u must be \(6,\)"):
+        b.load_state_dict(state)
+    state["u"] = [0.0] * 6
+    with pytest.raises(ValueError, match=r"u must be \(6,\)"):
+        b.load_state_dict(state)
