@@ -19,7 +19,7 @@ ORDER = ("mpe_spread_medium", "hopper_3x1_medium", "smax_2s3z_medium", "smax_3s_
 def pm(s: dict, digits: int = 2) -> str:
     if s.get("mean") is None:
         return "—"
-    return f"{s['mean']:.{digits}g} ± {s['std']:.1g}"
+    return f"{s['mean']:.{digits}g} ± {s['std']:.2g}"
 
 
 def curve(m: dict, h: int) -> str:

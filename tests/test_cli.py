@@ -153,11 +153,18 @@ def test_damaged_files_name_file_and_field(tmp_path, toy_file):
 
 
 # ---- collect: signals, temp files, progress in a pipe -------------------------------------------
+def _default_sigint() -> None:
+    # A test run started in the background (nohup, `&` in a script) inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: give the child the terminal's default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_collect(out: Path, n_episodes: int = 100_000, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [*CLI, "collect", "--env", "mpe:simple_spread", "--quality", "expert", "--n-episodes", str(n_episodes),
          "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env(**env),
+        preexec_fn=_default_sigint,
     )
 
 

@@ -110,7 +110,10 @@ def _checkpoint_mismatch(path: Path, kind: str, train_ds: OfflineDataset, cfg: W
     if saved != fp:
         return f"trained on other data (fingerprint {saved}, this data {fp})"
     ours = {k: v for k, v in cfg.to_dict().items() if k not in ignore}
-    theirs = {k: v for k, v in m["config"].items() if k not in ignore}
+    # A field added after the checkpoint was written loads with its default (WorldModelConfig.from_dict),
+    # which reproduces the old behaviour: compare it as that default.
+    defaults = WorldModelConfig().to_dict()
+    theirs = {k: m["config"].get(k, defaults[k]) for k in ours}
     diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if diff:
         return "trained with another config (" + ", ".join(f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}"

@@ -69,7 +69,8 @@ def unflatten_weights(tensors: list[torch.Tensor], layout: list[int]) -> StepWei
     return StepWeights(**fields)
 
 
-def _meta_ints(meta: StepMeta) -> list[int]:
+def meta_ints_of(meta: StepMeta) -> list[int]:
+    """The op's ``meta_ints`` argument: the StepMeta's sizes and switches as ints."""
     return [meta.n_agents, meta.obs_dim, meta.state_dim, meta.n_actions, meta.act_dim, int(meta.predict_delta),
             int(meta.state_target == "absolute")]
 
@@ -216,7 +217,7 @@ def logo_step(meta: StepMeta, weights: StepWeights, obs: torch.Tensor, state: to
     if torch.is_grad_enabled() and any(t.requires_grad for t in (obs, state, *tensors)):
         # Forward-only kernels: a step that autograd must see runs the differentiable reference.
         return logo_step_reference(meta, weights, obs, state, actions)
-    out = _logo_step_op(obs, state, actions, tensors, layout, _meta_ints(meta), meta.pool, meta.context)
+    out = _logo_step_op(obs, state, actions, tensors, layout, meta_ints_of(meta), meta.pool, meta.context)
     result = dict(zip(_OUTPUTS, out, strict=True))
     if not meta.n_actions:
         result["avail_logits"] = None

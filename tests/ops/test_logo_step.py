@@ -16,7 +16,7 @@ from logo_fast.backend import BackendUnavailableError
 from logo_fast.data.schema import DatasetSpec
 from logo_fast.model.config import WorldModelConfig
 from logo_fast.model.networks import LogoNet
-from logo_fast.ops.logo_step import flatten_weights, logo_step, step_path, unflatten_weights
+from logo_fast.ops.logo_step import flatten_weights, logo_step, meta_ints_of, step_path, unflatten_weights
 from logo_fast.reference import logo_step as ref
 from tests.conftest import HAS_CUDA, triton_available
 
@@ -246,8 +246,7 @@ def test_opcheck(case, dtype):
     tensors, layout = flatten_weights(net.step_weights())
     tensors = [t.detach() for t in tensors]
     m = net.meta
-    args = (obs, state, act, tensors, layout, [m.n_agents, m.obs_dim, m.state_dim, m.n_actions, m.act_dim, 1],
-            m.pool, m.context)
+    args = (obs, state, act, tensors, layout, meta_ints_of(m), m.pool, m.context)
     torch.library.opcheck(torch.ops.logo_fast.logo_step.default, args)
 
 
