@@ -338,15 +338,8 @@ def _dataclasses_by_area() -> dict[str, list[type]]:
     return out
 
 
-# Areas owned by others and still being converted (not strict: delete an entry once it passes).
-_KNOWN_FIELD_DOC_GAPS = {
-}
-
-
 @pytest.mark.parametrize("area", ["core", "data", "replay", "model", "pipeline", "learners"])
-def test_every_dataclass_field_has_a_docstring(area, request):
-    if area in _KNOWN_FIELD_DOC_GAPS:
-        request.applymarker(pytest.mark.xfail(reason=_KNOWN_FIELD_DOC_GAPS[area], strict=False))
+def test_every_dataclass_field_has_a_docstring(area):
     missing = []
     for cls in _dataclasses_by_area().get(area, []):
         docs = field_docstrings(cls)
