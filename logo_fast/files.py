@@ -216,8 +216,17 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         else:
             os.replace(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_tree(tmp)
         raise
+
+
+def _remove_tree(path: Path, tries: int = 5) -> None:
+    """``rmtree`` that tries again when a late writer (a library's I/O thread) refilled the tree."""
+    for attempt in range(tries):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.02 * (attempt + 1))
 
 
 def write_json(path: str | os.PathLike, obj: Mapping[str, Any], indent: int | None = 2) -> Path:

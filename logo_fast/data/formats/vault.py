@@ -363,11 +363,21 @@ def write_vault(
         for start in range(0, T, step):
             stop = min(T, start + step)
             futures = []
-            for name, (src, dtype) in leaves.items():
-                block = src(start, stop) if callable(src) else np.asarray(src[start:stop])
-                futures.append(stores[name][:, start:stop].write(np.ascontiguousarray(block, dtype=dtype)[None]))
-            for f in futures:
-                f.result()
+            try:
+                for name, (src, dtype) in leaves.items():
+                    block = src(start, stop) if callable(src) else np.asarray(src[start:stop])
+                    futures.append(stores[name][:, start:stop].write(np.ascontiguousarray(block, dtype=dtype)[None]))
+            finally:
+                # Writes already issued run on tensorstore's threads: wait for every one, even
+                # when a later leaf failed, so none lands in the temp directory after it is removed.
+                errors = []
+                for f in futures:
+                    try:
+                        f.result()
+                    except Exception as err:  # noqa: BLE001 - the first one is raised below
+                        errors.append(err)
+            if errors:
+                raise errors[0]
         index = ts.open(_leaf_spec(tmp, "vault_index"), shape=(1,), dtype="int32", create=True, context=context)
         index.result().write(np.array([T], dtype=np.int32)).result()
         del stores, index, context
