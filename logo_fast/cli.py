@@ -73,6 +73,10 @@ COMMANDS: dict[tuple[str, ...], _Command] = {
     ("data", "info"): _Command(
         "logo_fast.data.info", "InfoArgs", "info_main", "sizes, return statistics and validation of a dataset"
     ),
+    ("data", "behaviour"): _Command(
+        "logo_fast.data.policies.train", "BehaviourArgs", "run_behaviour",
+        "train (or resume) a scenario's behaviour policy and export it to the policy zoo",
+    ),
     ("wm", "eval"): _Command(
         "logo_fast.model.report", "EvalArgs", "run_eval", "world-model accuracy: LOGO vs its baselines"
     ),

@@ -7,9 +7,11 @@
 
 Each dataset is ``<out>/<env>_<quality>_s<seed>.h5`` with a ``.manifest.json`` beside it;
 existing files are skipped, so the script can be stopped and restarted. MaMuJoCo behaviour
-policies are trained once per task (``--train-minutes`` of wall time each) and cached in
-``--cache-dir``; ``SUMMARY.md`` (a table of sizes, returns and generation times built from
-the manifests) is rewritten after every dataset.
+and SMAX behaviour policies come from the policy zoo shipped with the package (trained by
+``logo-fast data behaviour``; scenarios without an entry fall back to the scripted policy or a
+quick TD3 run of ``--train-minutes``, cached in ``--cache-dir``); ``SUMMARY.md`` (dataset cards:
+return distributions, win rates, normalised scores, the behaviour runs) is rewritten after every
+dataset.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import tyro
 
 from logo_fast.data.collect import QUALITIES, CollectArgs, output_path, run_collect
@@ -60,69 +63,97 @@ class GenerateArgs:
     """Show progress (a bar on a terminal, a line every 30 s in a pipe or log)."""
 
 
-def write_summary(out: Path) -> Path:
-    rows = []
-    for m in sorted(out.glob("*.manifest.json")):
-        meta = json.loads(m.read_text())
-        r = meta["episode_return"]
-        trainer = meta["behaviour"].get("trainer")
-        note = ""
-        if trainer:
-            note = (
-                f"TD3 {trainer['train_wall_s']:.0f}s/{trainer['env_steps']} steps; expert ckpt "
-                f"{trainer['expert_checkpoint']['eval_return']:.0f}, medium ckpt "
-                f"{trainer['medium_checkpoint']['eval_return']:.0f}, random {trainer['random_return']:.0f}"
-            )
-        elif "epsilon" in meta["behaviour"]:
-            note = f"eps {meta['behaviour']['epsilon']}"
-        rows.append(
-            f"| {meta['env']} | {meta['quality']} | {meta['n_steps']} | {meta['n_episodes']} | "
-            f"{r['mean']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {r['max']:.3f} | "
-            f"{meta.get('file_bytes', 0) / 1e6:.1f} | {meta['generation_wall_s']:.0f} | {note} |"
-        )
-    runs = []
-    for ckpt in sorted((out / "cache").glob("*.pt")):
-        from logo_fast.data.policies.td3 import load_result
+def _episode_returns(path: Path) -> np.ndarray:
+    """(E,) undiscounted team return of each episode of a dataset file."""
+    from logo_fast.data.io import load
 
-        run = load_result(ckpt, ckpt.with_name(ckpt.stem + "_replay.h5"))
-        e, m = run.checkpoints[run.best_index()], run.checkpoints[run.medium_index()]
-        curve = ", ".join(f"{c['env_step'] / 1000:.1f}k: {c['eval_return']:.0f}" for c in run.checkpoints)
-        runs.append(
-            f"- `{ckpt.stem}`: {run.env_steps} env steps, {run.updates} updates in {run.wall_s:.0f} s; "
-            f"random {run.random_return:.1f}; expert ckpt {e['eval_return']:.1f} at {e['env_step']} steps, "
-            f"medium ckpt {m['eval_return']:.1f} at {m['env_step']} steps. Eval returns: {curve}"
+    ds = load(path)
+    starts, ends = ds.episode_bounds()
+    csum = np.concatenate([[0.0], np.cumsum(ds.rewards, dtype=np.float64)])
+    return csum[ends] - csum[starts]
+
+
+def _zoo_line(card: dict) -> str:
+    b = card["budget"]
+    ck = card["checkpoints"]
+    e, m = ck[card["expert"]], ck[card["medium"]]
+    score = "return" if "return" in e else "eval_return"
+    win = (lambda c: f", win {c['win_rate']:.2f}") if "win_rate" in e else (lambda c: "")
+    rnd = card.get("random", {}).get("return") if isinstance(card.get("random"), dict) else card.get("random_return")
+    return (
+        f"- **{card['env']}** ({card['trainer'].split(' (')[0]}): `{card['command']}`; {b['env_steps']} env steps in "
+        f"{b['train_wall_s'] / 60:.0f} min; random {rnd:.3f}; expert = checkpoint at {e['env_step']} steps "
+        f"({e[score]:.3f}{win(e)}), medium = checkpoint at {m['env_step']} steps ({m[score]:.3f}{win(m)}); "
+        f"medium-replay = checkpoints at {', '.join(str(ck[i]['env_step']) for i in card['replay'])} steps"
+    )
+
+
+def write_summary(out: Path) -> Path:
+    """SUMMARY.md: a card per dataset (return distribution, win rate, normalised score) and the behaviour runs."""
+    from logo_fast.data.policies.zoo import ZOO_DIR, load_entry
+
+    metas = [json.loads(m.read_text()) for m in sorted(out.glob("*.manifest.json"))]
+    returns: dict[tuple[str, str], np.ndarray] = {}
+    refs: dict[str, tuple[float | None, float | None, str]] = {}
+    for meta in metas:
+        path = out / Path(meta.get("file", "")).name
+        if path.is_file():
+            returns[(meta["env"], meta["quality"])] = _episode_returns(path)
+    for env in sorted({m["env"] for m in metas}):
+        entry = None if env.startswith("mpe:") else load_entry(env, 0)
+        if entry is not None:
+            c = entry.card
+            rnd = c["random"]["return"] if isinstance(c.get("random"), dict) else c.get("random_return")
+            exp = returns.get((env, "expert"))
+            refs[env] = (rnd, None if exp is None else float(exp.mean()), "zoo")
+        else:
+            refs[env] = (None, None, "scripted")
+    rows = []
+    for meta in metas:
+        env, q = meta["env"], meta["quality"]
+        r = returns.get((env, q))
+        beh = meta["behaviour"]
+        if "policy_source" in beh:
+            note = beh["policy_source"].replace("policy zoo: ", "zoo ")
+        elif isinstance(beh.get("trainer"), dict):
+            t = beh["trainer"]
+            note = f"quick TD3 {t['train_wall_s']:.0f}s/{t['env_steps']} steps"
+        else:
+            note = f"scripted, eps {beh['epsilon']}" if "epsilon" in beh else "scripted"
+        if r is None:
+            dist = win = norm = "—"
+        else:
+            p10, p50, p90 = np.percentile(r, [10, 50, 90])
+            dist = f"{p10:.3f} / {p50:.3f} / {p90:.3f}"
+            # SMAX pays +1 only for a won battle and at most 1 for the enemies' health, so won <=> return > 1.5.
+            win = f"{(r > 1.5).mean():.2f}" if env.startswith("smax:") else "—"
+            rnd, exp, _ = refs.get(env, (None, None, ""))
+            norm = f"{100 * (r.mean() - rnd) / (exp - rnd):.0f}" if rnd is not None and exp and exp != rnd else "—"
+        ret = meta["episode_return"]
+        rows.append(
+            f"| {env} | {q} | {meta['n_steps']} | {meta['n_episodes']} | {ret['mean']:.3f} ± {ret['std']:.3f} | "
+            f"{dist} | {win} | {norm} | {meta['generation_wall_s']:.0f} | {note} |"
         )
+    zoo_lines = [_zoo_line(json.loads(c.read_text())) for c in sorted(ZOO_DIR.glob("*/card.json"))]
     text = (
         "# logo_fast datasets\n\n"
-        "Generated by `scripts/generate_datasets.py` (collector: `logo_fast.data.collect`; quality\n"
-        "definitions in its module docstring). Returns are undiscounted team returns per episode.\n"
-        "Sizes: at least 100000 steps of whole episodes per dataset. `gen s` is wall time on the shared,\n"
-        "heavily loaded 2-core machine (nice 10); for MaMuJoCo it includes TD3 training only where the\n"
-        "collector itself trained (the runs below were mostly trained separately with `--train-only`).\n\n"
-        "| env | quality | steps | episodes | return mean | std | min | max | MB | gen s | behaviour |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-        "## MaMuJoCo behaviour policies (TD3 on the joint action, 10 min wall budget each)\n\n"
-        + ("\n".join(runs) or "(none yet)")
-        + "\n\n"
-        "Expert = best checkpoint after learning started (a nearly untrained Ant actor stands still and\n"
-        "scores ~1000 from the healthy bonus, so pre-training checkpoints are excluded), medium = the\n"
-        "trained checkpoint closest to 40% of the way from random to\n"
-        "expert, both acting with Gaussian noise std 0.1; medium-replay = the TD3 replay up to the\n"
-        "medium checkpoint. A 10-minute CPU budget on a shared machine reaches far lower returns than\n"
-        "published MaMuJoCo experts (which train for millions of steps): read 'expert' as 'best this\n"
-        "budget reached'.\n\n"
-        "## Notes\n\n"
-        "- SMAX/MPE medium epsilons are in `logo_fast.data.collect.MEDIUM_EPSILON` (calibrated so the\n"
-        "  mean return sits ~40% of the way from random to expert).\n"
-        "- smax:3s_vs_5z: jaxmarl's heuristic does not kite, so it barely beats random there (return\n"
-        "  0.30 vs 0.21, and epsilon 0.5 scores 0.34); the quality spread of this map is narrow.\n"
-        "- MaMuJoCo medium-replay follows D4RL (replay up to the medium checkpoint), so it is small\n"
-        "  when the medium checkpoint comes early (Hopper: 10k steps); mixed = that replay (capped at\n"
-        "  half the size) + an equal-size expert half, so it can be smaller than 100k steps too.\n"
-        "- Ant-2x4: the 10-minute run's best trained checkpoint (806) still scores below the nearly\n"
-        "  untrained 5k-step actor (984, which mostly collects the healthy bonus); a weak 'expert'.\n"
+        "Generated by `scripts/generate_datasets.py` (collector: `logo_fast.data.collect`). Returns are\n"
+        "undiscounted team returns per episode; `p10 / median / p90` their distribution; `win` the share of\n"
+        "SMAX battles won; `norm` = 100 (mean - random) / (expert - random) with the random policy's return\n"
+        "from the behaviour run's card and the expert dataset's mean return (CFCQL/OMIGA's scale), where\n"
+        "the scenario has a trained behaviour policy. `gen s` is wall time on the shared 2-core machine.\n\n"
+        "| env | quality | steps | episodes | return mean ± std | p10 / median / p90 | win | norm | gen s "
+        "| behaviour |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        "## Behaviour policies (the policy zoo shipped in `logo_fast/data/policies/zoo/`)\n\n"
+        "Expert = the run's best checkpoint, medium = the checkpoint closest to half the expert's score,\n"
+        "medium-replay = equal shares of episodes from the run's checkpoints up to medium (uniform random\n"
+        "actions for a TD3 run's random warm-up), mixed = half medium-replay, half expert. SMAX policies\n"
+        "sample from their softmax; TD3 actors act with Gaussian noise std 0.1. Scores in the cards:\n"
+        "SMAX, the mean return and win rate of the sampled policy over one training update's battles;\n"
+        "MaMuJoCo, the deterministic evaluation return.\n\n" + ("\n".join(zoo_lines) or "(none yet)") + "\n"
     )
-    plots = write_plots(out)
+    plots = write_plots(out, returns)
     if plots:
         text += "\n" + "".join(f"![{p.stem}]({p.name})\n" for p in plots)
     path = out / "SUMMARY.md"
@@ -131,62 +162,57 @@ def write_summary(out: Path) -> Path:
     return path
 
 
-def write_plots(out: Path) -> list[Path]:
-    """returns.png (episode-return mean/std/min/max per dataset) and td3.png (TD3 eval curves)."""
+def write_plots(out: Path, returns: dict[tuple[str, str], np.ndarray]) -> list[Path]:
+    """returns.png (the return distribution of each quality, per scenario) and zoo.png (the behaviour runs' curves)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by_env: dict[str, dict[str, dict]] = {}
-    for m in sorted(out.glob("*.manifest.json")):
-        meta = json.loads(m.read_text())
-        by_env.setdefault(meta["env"], {})[meta["quality"]] = meta["episode_return"]
+    from logo_fast.data.policies.zoo import ZOO_DIR
+
     written = []
-    if by_env:
-        n = len(by_env)
-        cols = min(3, n)
-        rows = -(-n // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-        for ax, (env, quals) in zip(axes.flat, sorted(by_env.items()), strict=False):
-            names = [q for q in QUALITIES if q in quals]
-            mean = [quals[q]["mean"] for q in names]
-            std = [quals[q]["std"] for q in names]
-            ax.bar(range(len(names)), mean, yerr=std, capsize=3, color="tab:blue", alpha=0.7)
-            ax.scatter(range(len(names)), [quals[q]["min"] for q in names], marker="v", color="k", s=12)
-            ax.scatter(range(len(names)), [quals[q]["max"] for q in names], marker="^", color="k", s=12)
-            ax.set_xticks(range(len(names)), names, fontsize=8)
+    envs = sorted({e for e, _ in returns})
+    if envs:
+        cols = min(3, len(envs))
+        rows = -(-len(envs) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3 * rows), squeeze=False)
+        for ax, env in zip(axes.flat, envs, strict=False):
+            names = [q for q in QUALITIES if (env, q) in returns]
+            ax.violinplot([returns[(env, q)] for q in names], showmedians=True)
+            ax.set_xticks(range(1, len(names) + 1), names, fontsize=8)
             ax.set_title(env, fontsize=9)
-        for ax in list(axes.flat)[n:]:
+        for ax in list(axes.flat)[len(envs) :]:
             ax.axis("off")
-        fig.suptitle("episode return per dataset (bar: mean +/- std, triangles: min/max)", fontsize=10)
+        fig.suptitle("episode-return distribution per dataset quality", fontsize=10)
         fig.tight_layout()
         fig.savefig(out / "returns.png", dpi=100)
         plt.close(fig)
         written.append(out / "returns.png")
-    ckpts = sorted((out / "cache").glob("*.pt"))
-    if ckpts:
-        import torch
-
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for ckpt in ckpts:
-            payload = torch.load(ckpt, weights_only=False, map_location="cpu")
-            c = payload["checkpoints"]
-            ax.plot(
-                [x["env_step"] for x in c],
-                [x["eval_return"] for x in c],
-                marker="o",
-                ms=3,
-                label=ckpt.stem.split("_seed")[0].replace("mamujoco_", ""),
-            )
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("deterministic eval return")
-        ax.set_title("MaMuJoCo TD3 behaviour runs (10 min wall each)")
-        ax.legend(fontsize=8)
+    cards = [json.loads(c.read_text()) for c in sorted(ZOO_DIR.glob("*/card.json"))]
+    if cards:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        for c in cards:
+            ck = c["checkpoints"]
+            if "curve" in c:  # SMAX: win rate along training
+                axes[0].plot([p["env_step"] for p in c["curve"]], [p["win_rate"] for p in c["curve"]], label=c["env"])
+            else:
+                axes[1].plot(
+                    [p["env_step"] for p in ck], [p["eval_return"] for p in ck], marker="o", ms=2, label=c["env"]
+                )
+            for role, mk in (("expert", "*"), ("medium", "s")):
+                p = ck[c[role]]
+                ax = axes[0] if "curve" in c else axes[1]
+                ax.plot(p["env_step"], p["win_rate"] if "curve" in c else p["eval_return"], mk, color="k", ms=7)
+        axes[0].set(xlabel="environment steps (all battles)", ylabel="win rate (sampled policy)", title="SMAX MAPPO")
+        axes[1].set(xlabel="environment steps", ylabel="deterministic eval return", title="MaMuJoCo TD3")
+        for ax in axes:
+            ax.legend(fontsize=7)
+        fig.suptitle("behaviour runs (star: expert checkpoint, square: medium)", fontsize=10)
         fig.tight_layout()
-        fig.savefig(out / "td3.png", dpi=100)
+        fig.savefig(out / "zoo.png", dpi=100)
         plt.close(fig)
-        written.append(out / "td3.png")
+        written.append(out / "zoo.png")
     return written
 
 

@@ -6,19 +6,21 @@
 Uses the interpreter it runs under (the image's python3: torch 2.11, Triton 3.6, pytest, hypothesis,
 scipy; no tyro, no simulators, no package registry): nothing is installed. The extension is built in
 place (LOGO_FAST_CUDA=1 LOGO_FAST_CUDA_ARCHS=90), everything runs with PYTHONPATH=., and everything is
-written under ${OUT:-bench/results} in at most four files (the device tool brings back eight):
+written under ${OUT:-bench/results} in at most five files (the device tool brings back eight):
 
-    gpu_check_log.txt      every step's command and output
-    gpu_check_summary.json one entry per step (status, seconds, figures)
-    gpu_bench.json         the benchmark figures (written by the bench step)
-    gpu_env.json           versions, driver, backend_info()
+    gpu_check_log.txt        every step's command and output
+    gpu_check_summary.json   one entry per step (status, seconds, figures)
+    gpu_bench.json           the benchmark figures (written by the bench step)
+    gpu_rollout_bench.json   eager vs CUDA-graph rollouts at horizon 15 (the bench_rollout step)
+    gpu_env.json             versions, driver, backend_info()
 
 Steps run in order of value and stop starting new ones when the time budget (--budget, 420 s) is
 spent; each has its own timeout. The predictions for every figure are in scripts/gpu_predictions.md.
 The last lines printed are a short table (the device tool returns the end of the output).
 
 Internal subcommands (run by the steps): --smoke [--small] (CUDA sampler vs CPU, bit for bit),
---bench (timings), --import-check (the library and the GPU tests import without tyro and simulators).
+--bench (timings), --bench-rollout (eager vs graphed rollouts), --import-check (the library and the
+GPU tests import without tyro and simulators).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BLOCKED = ("tyro", "mpe2", "mujoco", "jaxmarl", "gymnasium_robotics", "pettingzoo", "jax")
 GPU_TESTS = ["tests/ops/test_weighted_sample.py", "tests/replay/test_weighted_sampler.py",
-             "tests/replay/test_sampler_properties.py", "tests/replay/test_uncertainty_weighted_replay.py"]
+             "tests/replay/test_sampler_properties.py", "tests/replay/test_uncertainty_weighted_replay.py",
+             "tests/model/test_graphed_rollout.py"]
 TRITON_TESTS = ["tests/ops/test_state_disagreement.py"]
 
 
@@ -191,6 +194,70 @@ def bench(out: Path) -> int:
     return 0
 
 
+def bench_rollout(out: Path) -> int:
+    """Eager vs CUDA-graph rollouts (``rollout(cuda_graph=True)``) at horizon 15, batch 256 and 4096.
+
+    A LOGO model at the default size (hidden 128, latent 64) on a 6-agent toy task, fitted for a few
+    steps (statistics and clip bounds from the data), termination switched off (its logit bias
+    -30) so every row runs the whole horizon, as most rows of a good model do. Policy: each
+    agent's first available action (on the device). Host-inclusive wall time per rollout (what a
+    training loop waits for), median of several, after a warm-up: eager loop; graphed one-shot
+    (``rollout(cuda_graph=True)``, warm-up and capture included); graphed replay-only (a kept
+    ``GraphedRollout``, captured once). Also checks the graphed transitions against the eager ones.
+    """
+    import numpy as np
+    import torch
+
+    from logo_fast.data import make_toy_dataset
+    from logo_fast.model import LogoWorldModel, WorldModelConfig
+    from logo_fast.model.graphed_rollout import GraphedRollout
+
+    torch.set_num_threads(1)
+    ds = make_toy_dataset(n_agents=6, n_episodes=20, episode_len=25, action_type="discrete", seed=0)
+    model = LogoWorldModel(config=WorldModelConfig(device="cuda", max_steps=20, epochs=1)).fit(ds, progress=False)
+    with torch.no_grad():
+        model.net.ded_outcome.bias[0, 1] = -30.0
+
+    def policy(obs, avail):
+        return avail.long().argmax(-1)
+
+    def wall(fn, reps: int) -> float:
+        fn()
+        times = []
+        for _ in range(reps):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        return times[len(times) // 2]
+
+    res: dict = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "horizon": 15,
+                 "n_agents": 6, "hidden": model.config.hidden}
+    for B in (256, 4096):
+        starts = np.arange(B) % len(ds)
+        eager = model.rollout(policy, starts=starts, horizon=15)
+        graphed = model.rollout(policy, starts=starts, horizon=15, cuda_graph=True)
+        same = list(eager) == list(graphed) and all(eager[k].shape == graphed[k].shape for k in eager)
+        res[f"rollout_{B}_same_shapes"] = bool(same)
+        res[f"rollout_{B}_transitions"] = int(eager["u"].numel())  # B * 15 when no row stops
+        if same:
+            res[f"rollout_{B}_max_abs_diff_next_obs"] = float((eager["next_obs"] - graphed["next_obs"]).abs().max())
+            res[f"rollout_{B}_same_actions"] = bool(torch.equal(eager["actions"], graphed["actions"]))
+        runner = GraphedRollout(model, policy, B, horizon=15)
+        runner(starts)  # captures
+        res[f"rollout_{B}_eager_ms"] = wall(lambda s=starts: model.rollout(policy, starts=s, horizon=15), 10) * 1e3
+        res[f"rollout_{B}_graph_oneshot_ms"] = wall(
+            lambda s=starts: model.rollout(policy, starts=s, horizon=15, cuda_graph=True), 5) * 1e3
+        res[f"rollout_{B}_graph_replay_ms"] = wall(lambda s=starts, r=runner: r(s), 10) * 1e3
+        res[f"rollout_{B}_speedup_replay"] = res[f"rollout_{B}_eager_ms"] / res[f"rollout_{B}_graph_replay_ms"]
+        res[f"rollout_{B}_speedup_oneshot"] = res[f"rollout_{B}_eager_ms"] / res[f"rollout_{B}_graph_oneshot_ms"]
+    _write_atomic(out / "gpu_rollout_bench.json", json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+    return 0 if all(res[f"rollout_{B}_same_shapes"] for B in (256, 4096)) else 1
+
+
 # ---- the driver ------------------------------------------------------------------------------
 class Step:
     def __init__(self, name: str, cmd: list[str], gpu: bool, timeout: int, env: dict | None = None,
@@ -224,6 +291,7 @@ def steps(py: str, out: Path, build: bool) -> list[Step]:
         Step("smoke", [py, me, "--smoke"], True, 120, {"CUDA_LAUNCH_BLOCKING": "1"}),
         Step("gpu_tests", gpu_marked, True, 180, env_test, _pytest_counts),
         Step("bench", [py, me, "--bench", "--out", str(out)], True, 150),
+        Step("bench_rollout", [py, me, "--bench-rollout", "--out", str(out)], True, 150),
     ]
     for tool in ("memcheck", "racecheck", "initcheck"):
         result.append(Step(f"sanitizer_{tool}", [sanitize, "--tool", tool, "--error-exitcode", "9", py, me, "--smoke",
@@ -299,15 +367,20 @@ def drive(args) -> int:
         _write_atomic(out / "gpu_check_summary.json", json.dumps(summary, indent=1))
         print(f"[gpu-check] {step.name}: {entry['status']} ({entry['seconds']} s)", flush=True)
     _write_atomic(out / "gpu_check_summary.json", json.dumps(summary, indent=1))
-    bench_file = out / "gpu_bench.json"
-    figures = json.loads(bench_file.read_text()) if bench_file.is_file() and not args.dry_run else {}
+    figures = {}
+    for name in ("gpu_bench.json", "gpu_rollout_bench.json"):
+        bench_file = out / name
+        if bench_file.is_file() and not args.dry_run:
+            figures.update(json.loads(bench_file.read_text()))
     print()
     print(f"{'step':<24} {'status':<22} {'s':>6}  details")
     for e in summary:
         details = e.get("pytest") or ({"errors": e["sanitizer_errors"]} if "sanitizer_errors" in e else "")
         print(f"{e['step']:<24} {e['status']:<22} {e.get('seconds', ''):>6}  {details or ''}")
     for key in ("copy_GBps", "build_1e8_GBps", "build_fraction_of_copy", "draws_256_1e7_us", "draws_4096_1e7_us",
-                "update_256_1e7_us", "builds_bitwise_identical_5x_1e7", "zero_weight_draws_in_1e7"):
+                "update_256_1e7_us", "builds_bitwise_identical_5x_1e7", "zero_weight_draws_in_1e7",
+                "rollout_256_eager_ms", "rollout_256_graph_replay_ms", "rollout_256_speedup_replay",
+                "rollout_4096_eager_ms", "rollout_4096_graph_replay_ms", "rollout_4096_speedup_replay"):
         if key in figures:
             v = figures[key]
             print(f"  {key:<34} {v:.3g}" if isinstance(v, float) else f"  {key:<34} {v}")
@@ -325,6 +398,7 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--small", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--bench", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--bench-rollout", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--import-check", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--versions", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -332,6 +406,8 @@ def main() -> int:
         return smoke(args.small)
     if args.bench:
         return bench(args.out)
+    if args.bench_rollout:
+        return bench_rollout(args.out)
     if args.import_check:
         return import_check()
     if args.versions:

@@ -53,7 +53,7 @@ GROUPS: dict[str, dict] = {
     "rollout": {
         "files": ["logo_fast/model/rollout.py"],
         "tests": ["tests/model/test_rollout.py", "tests/strength/test_rollout_stops.py",
-                  "tests/strength/test_rollout_contract.py"],
+                  "tests/strength/test_rollout_contract.py", "tests/strength/test_rollout_starts.py"],
         "goal": 0.80,
     },
     "replay": {
@@ -66,24 +66,34 @@ GROUPS: dict[str, dict] = {
         "files": ["logo_fast/model/networks/logo.py", "logo_fast/model/networks/world.py",
                   "logo_fast/model/networks/layers.py", "logo_fast/model/networks/losses.py"],
         "tests": ["tests/model/test_logo_forward.py", "tests/strength/test_uncertainty_strength.py",
-                  "tests/strength/test_logo_step_restated.py", "tests/strength/test_early_stopping.py"],
+                  "tests/strength/test_logo_step_restated.py", "tests/strength/test_early_stopping.py",
+                  "tests/model/test_logo.py", "tests/model/test_baselines.py",
+                  "tests/strength/test_networks_contract.py"],
         "goal": 0.80,
     },
     "ops": {
         "files": ["logo_fast/ops/logo_step.py", "logo_fast/ops/state_disagreement.py",
                   "logo_fast/reference/state_disagreement.py"],
         "tests": ["tests/ops/test_state_disagreement.py", "tests/ops/test_logo_step.py",
-                  "tests/strength/test_logo_step_restated.py", "-k", FAST_K],
+                  "tests/strength/test_logo_step_restated.py", "tests/strength/test_ops_contract.py", "-k",
+                  # torch.compile cannot trace mutmut's trampolines (ContextVar.get): those tests fail unmutated.
+                  # The two dispatch tests run the Triton interpreter on tiny models (~7 s together).
+                  f"({FAST_K} and not compile) or test_op_runs_the_fused_kernel_when_triton_is_requested"
+                  " or test_op_takes_the_two_kernel_path_for_a_wide_model"],
         "goal": 0.90,
     },
     "sampler_reference": {
         "files": ["logo_fast/reference/weighted_sample.py"],
-        "tests": ["tests/ops/test_weighted_sample.py", "-k", "not gpu and not opcheck and not cuda"],
+        "tests": ["tests/ops/test_weighted_sample.py", "tests/strength/test_sampler_reference_strength.py", "-k",
+                  "not gpu and not opcheck and not cuda"],
         "goal": 0.90,
     },
     "sampler": {
         "files": ["logo_fast/sampler.py", "logo_fast/ops/weighted_sample.py"],
-        "tests": ["tests/replay/test_weighted_sampler.py", "tests/ops/test_weighted_sample.py"],
+        "tests": ["tests/replay/test_weighted_sampler.py", "tests/ops/test_weighted_sample.py",
+                  "tests/strength/test_sampler_reference_strength.py", "tests/strength/test_sampler_contract.py",
+                  # torch.compile cannot trace mutmut's trampolines: the compiled paths are left unmutated-tested
+                  "-k", "not gpu and not opcheck and not compile"],
         "goal": 0.90,
     },
 }
@@ -163,8 +173,12 @@ def _env() -> dict[str, str]:
 
 
 def run_group(group: str, python: str, workdir: Path, budget_s: float, seed: int, chunk: int, log,
-              only: list[str] | None = None) -> dict:
-    """Run ``group``'s mutants (a seeded random order; ``only``: just these, in order) until ``budget_s``."""
+              only: list[str] | None = None, sample: int | None = None) -> dict:
+    """Run ``group``'s mutants (a seeded random order; ``only``: just these, in order) until ``budget_s``.
+
+    ``sample``: run at most this many, the first of the seeded order (a fixed subset for a given seed and file
+    set, so a rerun with new tests is scored on the same mutants).
+    """
     t0 = time.monotonic()
     dst = prepare_copy(group, workdir)
     mutmut = str(Path(python).with_name("mutmut"))
@@ -175,9 +189,11 @@ def run_group(group: str, python: str, workdir: Path, budget_s: float, seed: int
     names = [n for file_names in by_file.values() for n in file_names]
     order = names[:]
     random.Random(seed).shuffle(order)  # a seeded sample when the budget runs out before the list
+    if sample is not None:
+        order = order[:sample]
     if only is not None:
         order = [n for n in only if n in set(names)]
-    log(f"[{group}] {len(names)} mutants in {len(by_file)} files; budget {budget_s:.0f}s")
+    log(f"[{group}] {len(names)} mutants in {len(by_file)} files, {len(order)} to run; budget {budget_s:.0f}s")
     tried: list[str] = []
     while order and time.monotonic() - t0 < budget_s:
         batch, order = order[:chunk], order[chunk:]
@@ -207,7 +223,8 @@ def run_group(group: str, python: str, workdir: Path, budget_s: float, seed: int
                if n in results and results[n]["exit_code"] is not None}
     return {"group": group, "files": GROUPS[group]["files"], "tests": GROUPS[group]["tests"],
             "goal": GROUPS[group]["goal"], "total_mutants": {f: len(v) for f, v in by_file.items()},
-            "mutants": mutants, "wall_s": round(time.monotonic() - t0, 1), "complete": not order}
+            "mutants": mutants, "wall_s": round(time.monotonic() - t0, 1), "complete": not order,
+            "sample": sample, "seed": seed}
 
 
 def summarise(group: dict) -> dict[str, dict]:
@@ -266,11 +283,12 @@ def write_report(groups: list[dict], budget_s: float, seed: int, started: str, r
         closed = {n: m for n, m in g["mutants"].items()
                   if m.get("first_status") in ("survived", "no tests") and m["status"] not in ("survived", "no tests")}
         if closed:
-            lines += ["", "Survivors of the first run that the tests added since kill:", ""]
+            lines += ["", "Survivors of the previous run that the tests added since kill:", ""]
             for n, m in sorted(closed.items()):
                 r = reasons.get(n)
-                lines.append(f"- `{n}` ({m['first_status']} -> {m['status']}): `{r['line'] if r else ''}`"
-                             f"{' — ' + r['reason'] if r else ''}")
+                line = _mutated_line(m["diff"])
+                why = r["reason"] if r and r.get("line") == line else ""
+                lines.append(f"- `{n}` ({m['first_status']} -> {m['status']}): `{line}`{' — ' + why if why else ''}")
         left = {n: m for n, m in g["mutants"].items() if m["status"] in ("survived", "no tests")}
         if left:
             lines += ["", "Survivors:", ""]
@@ -289,6 +307,16 @@ def write_report(groups: list[dict], budget_s: float, seed: int, started: str, r
         os.replace(tmp, OUT / name)
 
 
+def _mark_closed(group: dict, previous: dict[str, dict]) -> None:
+    """Mutants that survived the group's previous run and are killed now get ``first_status`` (the report lists
+    them as closed), when the mutation is still the same line (a changed file reuses names for other mutants)."""
+    for n, m in group["mutants"].items():
+        old = previous.get(n)
+        if (old and old["status"] in ("survived", "no tests") and m["status"] not in ("survived", "no tests")
+                and _mutated_line(m["diff"]) == _mutated_line(old.get("diff"))):
+            m["first_status"] = old["status"]
+
+
 def rerun_survivors(args, workdir: Path) -> int:
     """Run the last report's survivors again on a fresh copy (new tests) and record each one's new status."""
     prev = json.loads((OUT / "report.json").read_text())
@@ -300,7 +328,7 @@ def rerun_survivors(args, workdir: Path) -> int:
         if not left or g["group"] not in wanted:
             continue
         share = (args.budget_s - (time.monotonic() - t0)) / (len(groups) - i)
-        new = run_group(g["group"], args.python, workdir, share, args.seed, max(args.chunk, len(left)),
+        new = run_group(g["group"], args.python, workdir, share, g.get("seed", args.seed), max(args.chunk, len(left)),
                         lambda s: print(s, file=sys.stderr, flush=True), only=left)
         for n, m in new["mutants"].items():
             old = g["mutants"][n]
@@ -323,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=900.0, help="total wall-time budget, split between groups")
     ap.add_argument("--seed", type=int, default=0, help="order in which mutants are drawn (the sample)")
     ap.add_argument("--chunk", type=int, default=8, help="mutants per mutmut invocation")
+    ap.add_argument("--sample", type=int, default=None,
+                    help="per group, run at most this many mutants: the first of the seeded order (a fixed subset)")
     ap.add_argument("--workdir", default="/tmp/logo_fast_mutate", help="where the copies of the tree go")
     ap.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
     ap.add_argument("--merge", action="store_true",
@@ -333,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     unknown = [g for g in groups if g not in GROUPS]
     problems = [f"unknown groups {unknown}; known: {list(GROUPS)}"] if unknown else []
+    if args.sample is not None and args.sample < 1:
+        problems.append(f"--sample must be >= 1, got {args.sample}")
     if args.budget_s <= 0:
         problems.append(f"--budget-s must be > 0, got {args.budget_s}")
     workdir = Path(args.workdir).resolve()
@@ -348,15 +380,18 @@ def main(argv: list[str] | None = None) -> int:
     done = []
     kept: list[dict] = []
     rerun = None
+    before: dict[str, dict] = {}
     if args.merge and (OUT / "report.json").exists():
         prev = json.loads((OUT / "report.json").read_text())
         kept = [g for g in prev["groups"] if g["group"] not in groups]
+        before = {g["group"]: g["mutants"] for g in prev["groups"] if g["group"] in groups}
         rerun = prev.get("rerun")
         started = f"{prev['started']} (groups {', '.join(groups)} again at {started})"
     for i, g in enumerate(groups):
         share = (args.budget_s - (time.monotonic() - t0)) / (len(groups) - i)
         done.append(run_group(g, args.python, workdir, share, args.seed, args.chunk,
-                              lambda s: print(s, file=sys.stderr, flush=True)))
+                              lambda s: print(s, file=sys.stderr, flush=True), sample=args.sample))
+        _mark_closed(done[-1], before.get(g, {}))
         # written after every group, so a partial report survives an interruption
         write_report(kept + done, args.budget_s, args.seed, started, rerun=rerun)
     print(f"mutate: report in {OUT / 'report.md'}")

@@ -104,6 +104,40 @@ class DistContext:
         dist.broadcast_object_list(box, src=src, device=self.device if self.backend == "nccl" else None)
         return box[0]
 
+    def gather_object(self, obj: Any, dst: int = 0) -> list[Any] | None:
+        """Every rank's picklable ``obj`` in rank order on rank ``dst`` (None elsewhere); for checkpoints."""
+        if not self.active:
+            return [obj]
+        out: list[Any] | None = [None] * self.world_size if self.rank == dst else None
+        dist.gather_object(obj, out, dst=dst)
+        return out
+
+    def scatter_object(self, objs: list[Any] | None, src: int = 0) -> Any:
+        """Item ``rank`` of rank ``src``'s list ``objs`` (one per rank; ignored elsewhere) on each rank."""
+        if not self.active:
+            return objs[0]
+        box: list[Any] = [None]
+        dist.scatter_object_list(box, objs if self.rank == src else None, src=src)
+        return box[0]
+
+    def all_to_all(self, rows: torch.Tensor, send: list[int], receive: list[int]) -> torch.Tensor:
+        """Rows exchanged between the ranks: ``send[r]`` leading-axis rows of ``rows`` go to rank r, in order.
+
+        rows: (sum(send), ...); returns (sum(receive), ...), the rows from rank 0 first. Every rank
+        must pass splits that agree (what r sends to s is what s receives from r).
+        """
+        if not self.active:
+            return rows.clone()
+        buf = rows.detach().to(self.device).contiguous()
+        out = torch.empty((sum(receive), *buf.shape[1:]), dtype=buf.dtype, device=buf.device)
+        dist.all_to_all_single(out, buf, output_split_sizes=list(receive), input_split_sizes=list(send))
+        return out.to(rows.device)
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here (no-op in one process)."""
+        if self.active:
+            dist.barrier()
+
 
 def _single() -> DistContext:
     return DistContext(0, 1, 0, "none", torch.device("cpu"), _timeout_s(None))

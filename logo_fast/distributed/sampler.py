@@ -100,19 +100,32 @@ class ShardedWeightedSampler:
     # ---- the collective draw -------------------------------------------------------------------
     def sample(self, n: int) -> ShardedSample:
         """Draw a global batch of ``n`` (with replacement); returns this rank's part (see ``ShardedSample``)."""
+        return self.draw(n, self.gather_totals(n))
+
+    def gather_totals(self, n: int) -> list[float]:
+        """(world_size,) every shard's total weight, in rank order: the one collective of a draw.
+
+        A caller that needs the totals before it draws (e.g. to skip an empty buffer) calls this,
+        then ``draw(n, totals)``; ``sample(n)`` is the two in a row. Raises the same ValueError on
+        every rank when the ranks ask for different ``n``.
+        """
+        n = _count(n)
+        mine = torch.tensor([self.local.total(), float(n)], dtype=torch.float64)
+        gathered = self.ctx.all_gather(mine).tolist()  # (W, 2): the rest is arithmetic on W numbers
+        asked = [g[1] for g in gathered]
+        if any(a != asked[0] for a in asked):  # computed from the gathered values: every rank raises it
+            raise ValueError("ShardedWeightedSampler.sample: bad input:\n  - every rank must ask for the same n; "
+                             f"got {[int(a) for a in asked]}")
+        return [g[0] for g in gathered]
+
+    def draw(self, n: int, totals: list[float]) -> ShardedSample:
+        """This rank's part of a global batch of ``n``, given every shard's total from ``gather_totals(n)``."""
         n = _count(n)
         ctx = self.ctx
-        mine = torch.tensor([self.local.total(), float(n)], dtype=torch.float64)
-        gathered = ctx.all_gather(mine).tolist()  # (W, 2): the one collective; the rest is arithmetic on W numbers
-        totals, asked = [g[0] for g in gathered], [g[1] for g in gathered]
-        problems = []
-        if any(a != asked[0] for a in asked):
-            problems.append(f"every rank must ask for the same n; got {[int(a) for a in asked]}")
         grand = sum(totals)
         if not grand > 0.0:
-            problems.append("every shard is empty or all its weights are zero (nothing to sample)")
-        if problems:  # computed from the gathered values: every rank raises the same error
-            raise ValueError("ShardedWeightedSampler.sample: bad input:\n  - " + "\n  - ".join(problems))
+            raise ValueError("ShardedWeightedSampler.sample: bad input:\n  - every shard is empty or all its "
+                             "weights are zero (nothing to sample)")
         W = ctx.world_size
         if n == 0:
             counts = torch.zeros(W, dtype=torch.int64)

@@ -12,12 +12,20 @@ A batch is a dict of tensors as ``UncertaintyWeightedReplay.sample`` returns it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-__all__ = ["InputNormalizer", "Learner", "agent_inputs", "check_batch", "masked_argmax", "mlp", "soft_update"]
+__all__ = ["GradHook", "InputNormalizer", "Learner", "agent_inputs", "check_batch", "masked_argmax", "mlp",
+           "soft_update"]
+
+GradHook = Callable[[list[torch.Tensor]], None]
+"""``learner.grad_hook(params)``: called after each backward pass, before gradient clipping and the
+optimiser step, with the parameters that step trains (those with ``.grad`` set). The built-in
+learners have the attribute (None: nothing happens); ``logo_fast.distributed.data_parallel`` sets
+it to average the gradients over the ranks, so the learner itself knows nothing of processes."""
 
 
 @runtime_checkable
@@ -43,6 +51,7 @@ class Learner(Protocol):
 
     # Optional: ``fit_normalizer(obs (R, N, obs_dim), state (R, state_dim))``; the pipeline calls it
     # with the real data before training when a learner has it (the built-in ones standardise inputs).
+    # Optional: ``grad_hook`` (a ``GradHook`` attribute, see above), needed to train under torchrun.
 
 
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU, layer_norm: bool = False) -> nn.Sequential:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.schema import DatasetSpec
-from .base import InputNormalizer, agent_inputs, check_batch, masked_argmax, mlp
+from .base import GradHook, InputNormalizer, agent_inputs, check_batch, masked_argmax, mlp
 
 
 @dataclass
@@ -68,6 +68,7 @@ class _BCBase:
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         self.n_updates = 0
+        self.grad_hook: GradHook | None = None  # see learners.base.GradHook
 
     def fit_normalizer(self, obs: torch.Tensor, state: torch.Tensor) -> None:
         """Input statistics from the real data: obs (R, N, obs_dim), state (R, state_dim); no-op when disabled."""
@@ -77,6 +78,8 @@ class _BCBase:
     def _step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.grad_hook is not None:
+            self.grad_hook(list(self.policy.parameters()))
         self.optimizer.step()
         self.n_updates += 1
 

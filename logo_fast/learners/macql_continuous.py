@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.schema import DatasetSpec
-from .base import InputNormalizer, agent_inputs, check_batch, mlp, soft_update
+from .base import GradHook, InputNormalizer, agent_inputs, check_batch, mlp, soft_update
 
 _KEYS = ("obs", "state", "actions", "rewards", "terminals", "next_obs", "next_state")
 _LOG_STD_MIN, _LOG_STD_MAX = -5.0, 2.0
@@ -162,6 +162,7 @@ class MACQLContinuous:
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         self.n_updates = 0
+        self.grad_hook: GradHook | None = None  # see learners.base.GradHook
 
     def fit_normalizer(self, obs: torch.Tensor, state: torch.Tensor) -> None:
         """Input statistics from the real data: obs (R, N, obs_dim), state (R, state_dim); no-op when disabled."""
@@ -234,6 +235,8 @@ class MACQLContinuous:
         critic_loss, td, cql_gap, q1 = self._critic_loss(batch, alpha)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
+        if self.grad_hook is not None:
+            self.grad_hook(list(self.critic.parameters()))
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
         self.critic_optimizer.step()
@@ -243,6 +246,8 @@ class MACQLContinuous:
         actor_loss = (alpha * logp - torch.min(pq1, pq2)).mean()
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
+        if self.grad_hook is not None:
+            self.grad_hook(list(self.actor.parameters()))
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
         self.actor_optimizer.step()
@@ -252,6 +257,8 @@ class MACQLContinuous:
             alpha_loss = -(self.log_alpha * (logp.detach() - self.joint_dim)).mean()
             self.alpha_optimizer.zero_grad(set_to_none=True)
             alpha_loss.backward()
+            if self.grad_hook is not None:
+                self.grad_hook([self.log_alpha])
             self.alpha_optimizer.step()
 
         soft_update(self.target_critic, self.critic, cfg.tau)

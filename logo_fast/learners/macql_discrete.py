@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.schema import DatasetSpec
-from .base import InputNormalizer, agent_inputs, check_batch, masked_argmax, mlp, soft_update
+from .base import GradHook, InputNormalizer, agent_inputs, check_batch, masked_argmax, mlp, soft_update
 
 _KEYS = ("obs", "state", "actions", "rewards", "terminals", "next_obs", "next_state")
 
@@ -133,6 +133,7 @@ class MACQLDiscrete:
         self.optimizer = torch.optim.Adam([*self.q_net.parameters(), *self.mixer.parameters()], lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         self.n_updates = 0
+        self.grad_hook: GradHook | None = None  # see learners.base.GradHook
 
     def fit_normalizer(self, obs: torch.Tensor, state: torch.Tensor) -> None:
         """Input statistics from the real data: obs (R, N, obs_dim), state (R, state_dim); no-op when disabled."""
@@ -179,10 +180,13 @@ class MACQLDiscrete:
         cql = self._cql_term(q_all, q_data, batch.get("avail_actions"), rows)
         loss = td_loss + self.config.cql_alpha * cql
 
+        params = [*self.q_net.parameters(), *self.mixer.parameters()]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.grad_hook is not None:
+            self.grad_hook(params)
         if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_([*self.q_net.parameters(), *self.mixer.parameters()], self.config.grad_clip)
+            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         self.optimizer.step()
         self.n_updates += 1
         if self.config.target_update_every > 0:

@@ -241,6 +241,14 @@ class WorldModel:
                         f"{' ...' if len(idx) > 16 else ''}")
                 outs.append(p)
         cat = {k: (None if outs[0].get(k) is None else torch.cat([o[k] for o in outs])) for k in outs[0]}
+        return self._step_result(cat)
+
+    def _step_result(self, cat: dict[str, torch.Tensor | None]) -> StepResult:
+        """The network's raw predictions (``net.predict``'s dict, all rows) -> the clipped StepResult.
+
+        No host synchronisation, so the CUDA-graph rollout (``graphed_rollout``) captures it too.
+        """
+        net = self.net
         prob = torch.sigmoid(cat["term_logit"])
         next_avail = None
         if cat.get("avail_logits") is not None:
@@ -287,8 +295,19 @@ class WorldModel:
         generator: torch.Generator | None = None,
         dataset: OfflineDataset | None = None,
         progress: bool = False,
+        cuda_graph: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """Branched synthetic rollouts; see ``logo_fast.model.rollout.rollout`` for every argument."""
+        """Branched synthetic rollouts; see ``logo_fast.model.rollout.rollout`` for every argument.
+
+        ``cuda_graph=True`` (a model on a CUDA device; ValueError otherwise, before any work): one
+        horizon step (policy, model step, stopping masks) is captured as a CUDA graph and replayed
+        per step; the policy must be capturable and row-wise (``logo_fast.model.graphed_rollout``).
+        """
+        if cuda_graph:
+            from .graphed_rollout import graphed_rollout
+
+            return graphed_rollout(self, policy, starts, horizon=horizon, u_threshold=u_threshold,
+                                   generator=generator, dataset=dataset, progress=progress)
         from .rollout import rollout
 
         return rollout(self, policy, starts, horizon=horizon, u_threshold=u_threshold, generator=generator,

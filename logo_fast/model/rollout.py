@@ -67,6 +67,43 @@ def gather_starts(model, starts: Any, dataset: OfflineDataset | None, generator:
     return obs, state, avail, idx
 
 
+def check_rollout_args(horizon: Any, u_threshold: float | None) -> None:
+    """The checks of ``horizon`` and ``u_threshold`` every rollout runs first (ValueError)."""
+    if not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise ValueError(f"rollout: horizon must be an int >= 1, got {horizon!r}")
+    if u_threshold is not None and not np.isfinite(u_threshold):
+        raise ValueError(f"rollout: u_threshold must be finite, got {u_threshold}")
+
+
+def prepare_starts(model, starts: Any, dataset: OfflineDataset | None, generator: torch.Generator | None):
+    """Checked, clipped private copies of the start states on the model's device.
+
+    -> obs (B, N, D) float32, state (B, S) float32, avail (B, N, n_actions) bool or None, row (B,)
+    int64 (each start's dataset index; for dict starts its row in the dict).
+    """
+    obs, state, avail, start_index = gather_starts(model, starts, dataset, generator)
+    # A zero action of the right shape lets the start states be checked with step()'s checks.
+    spec = model.spec
+    B0 = obs.shape[0] if hasattr(obs, "shape") else 0
+    zero_act = torch.zeros((B0, spec.n_agents) if spec.discrete else (B0, spec.n_agents, spec.act_dim),
+                           dtype=torch.int64 if spec.discrete else torch.float32)
+    if not spec.discrete and model.action_low is not None:
+        zero_act = torch.clamp(zero_act, model.action_low, model.action_high)
+    if spec.discrete and avail is not None:
+        # Action 0 may be unavailable: check the starts with each row's first available action.
+        av = torch.as_tensor(np.asarray(avail)) if not isinstance(avail, torch.Tensor) else avail.cpu()
+        zero_act = av.to(torch.bool).long().argmax(-1) if av.dim() == 3 else zero_act
+    obs, state, _, avail = model._check(obs, state, zero_act, avail, "rollout (start states)")
+    # Clipped like every prediction (so the emitted transitions stay within the data's range),
+    # and private copies: the loop writes predicted states into them.
+    obs, state = model.net.clip_obs(obs).clone(), model.net.clip_state(state).clone()
+    avail = None if avail is None else avail.clone()
+    # Each transition records where its trajectory started: the dataset index for index starts,
+    # the row of the dict for dict starts.
+    row = torch.arange(obs.shape[0], device=model.device) if start_index is None else start_index.to(model.device)
+    return obs, state, avail, row
+
+
 def rollout(
     model,
     policy: Callable[[torch.Tensor, torch.Tensor | None], Any],
@@ -105,32 +142,10 @@ def rollout(
     from ..progress import progress as progress_bar
 
     model._require_net()
-    if not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"rollout: horizon must be an int >= 1, got {horizon!r}")
-    if u_threshold is not None and not np.isfinite(u_threshold):
-        raise ValueError(f"rollout: u_threshold must be finite, got {u_threshold}")
-    obs, state, avail, start_index = gather_starts(model, starts, dataset, generator)
-    # A zero action of the right shape lets the start states be checked with step()'s checks.
-    spec = model.spec
-    B0 = obs.shape[0] if hasattr(obs, "shape") else 0
-    zero_act = torch.zeros((B0, spec.n_agents) if spec.discrete else (B0, spec.n_agents, spec.act_dim),
-                           dtype=torch.int64 if spec.discrete else torch.float32)
-    if not spec.discrete and model.action_low is not None:
-        zero_act = torch.clamp(zero_act, model.action_low, model.action_high)
-    if spec.discrete and avail is not None:
-        # Action 0 may be unavailable: check the starts with each row's first available action.
-        av = torch.as_tensor(np.asarray(avail)) if not isinstance(avail, torch.Tensor) else avail.cpu()
-        zero_act = av.to(torch.bool).long().argmax(-1) if av.dim() == 3 else zero_act
-    obs, state, _, avail = model._check(obs, state, zero_act, avail, "rollout (start states)")
-    # Clipped like every prediction (so the emitted transitions stay within the data's range),
-    # and private copies: the loop writes predicted states into them.
-    obs, state = model.net.clip_obs(obs).clone(), model.net.clip_state(state).clone()
-    avail = None if avail is None else avail.clone()
+    check_rollout_args(horizon, u_threshold)
+    obs, state, avail, row = prepare_starts(model, starts, dataset, generator)
     B = obs.shape[0]
     device = model.device
-    # Each transition records where its trajectory started: the dataset index for index starts,
-    # the row of the dict for dict starts.
-    row = torch.arange(B, device=device) if start_index is None else start_index.to(device)
     alive = torch.ones(B, dtype=torch.bool, device=device)
     penalty = model.config.reward_penalty if model.has_uncertainty else 0.0
     sample_gen = generator if (model.kind == "ensemble" and model.config.sample_members) else None

@@ -104,22 +104,29 @@ def reference_returns(env_id: str, seed: int, n_episodes: int = 32, batch_size: 
     """Random and expert team returns of ``env_id`` for the normalised score (cached as JSON in ``cache``).
 
     random: uniformly random (available) actions, measured here.
-    expert: MPE/SMAX: the scripted heuristic with the collector's expert epsilon, measured here;
+    expert: SMAX with a policy-zoo entry: its expert checkpoint (sampled, as in the expert
+            dataset), measured here; MPE/SMAX otherwise: the scripted heuristic with the
+            collector's expert epsilon, measured here;
             MaMuJoCo (no scripted expert): the mean return recorded in the manifest of the
             expert dataset next to ``dataset_path`` (``<env>_expert_s<seed>.manifest.json``),
             else the evaluation return of the TD3 run's expert checkpoint recorded in the
-            dataset's own manifest, else None (the score is then not reported).
+            dataset's own manifest, else the zoo entry's, else None (the score is then not reported).
+    A cached file is reused only for the same env, seed, episodes and expert source.
     """
-    if cache is not None and Path(cache).is_file():
-        got = json.loads(Path(cache).read_text())
-        if got.get("env") == env_id and got.get("seed") == seed and got.get("episodes") == n_episodes:
-            return got
     from ..data import make_env
     from ..data.collect import EXPERT_EPSILON
     from ..data.envs.registry import parse_env_id
     from ..data.policies.base import RandomPolicy
+    from ..data.policies.zoo import load_entry
 
     family, scenario = parse_env_id(env_id)
+    entry = None if family == "mpe" else load_entry(env_id, 0)
+    expert_kind = f"zoo {entry.path.name} at {entry.card['budget']['env_steps']} steps" if entry else "scripted"
+    if cache is not None and Path(cache).is_file():
+        got = json.loads(Path(cache).read_text())
+        same = (got.get("env"), got.get("seed"), got.get("episodes"), got.get("expert_kind"))
+        if same == (env_id, seed, n_episodes, expert_kind):
+            return got
     env = make_env(env_id, batch_size)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE7A1]))
     try:
@@ -131,19 +138,32 @@ def reference_returns(env_id: str, seed: int, n_episodes: int = 32, batch_size: 
                 from ..data.policies.mpe_heuristic import MPEHeuristicPolicy
 
                 expert = MPEHeuristicPolicy(scenario, EXPERT_EPSILON)
+                source = f"scripted heuristic, epsilon {EXPERT_EPSILON}"
+            elif entry is not None:
+                from ..data.policies.ppo_smax import policy_from_entry
+
+                expert = policy_from_entry(entry, entry.card["expert"], "expert")
+                source = f"policy zoo expert checkpoint ({expert_kind}), sampled"
             else:
                 from ..data.policies.smax_heuristic import SMAXHeuristicPolicy
 
                 expert = SMAXHeuristicPolicy(env, EXPERT_EPSILON)
+                source = f"scripted heuristic, epsilon {EXPERT_EPSILON}"
             res = evaluate_policy(env_id, lambda o, s, a: expert.act(o, s, a, rng), n_episodes, seed, env=env,
                                   on_episode_end=expert.on_episode_end)
-            expert_ret, source = res["return_mean"], f"scripted heuristic, epsilon {EXPERT_EPSILON}"
-        elif dataset_path:
-            expert_ret, source = _expert_from_manifests(env_id, Path(dataset_path))
+            expert_ret = res["return_mean"]
+        else:
+            expert_ret, source = _expert_from_manifests(env_id, Path(dataset_path)) if dataset_path else (None, "")
+            if expert_ret is None and entry is not None:
+                ck = entry.checkpoint("expert")
+                expert_ret = float(ck["eval_return"])
+                source = f"policy zoo expert checkpoint's evaluation return ({expert_kind})"
+            elif expert_ret is None:
+                source = "none (no expert dataset, TD3 record or zoo entry found)"
     finally:
         env.close()
     out = {"env": env_id, "seed": seed, "episodes": n_episodes, "random": random_ret["return_mean"],
-           "expert": expert_ret, "expert_source": source}
+           "expert": expert_ret, "expert_source": source, "expert_kind": expert_kind}
     if cache is not None:
         tmp = Path(cache).with_name(Path(cache).name + f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(out, indent=1))
@@ -162,7 +182,7 @@ def _expert_from_manifests(env_id: str, dataset_path: Path) -> tuple[float | Non
         ret = (trainer.get("expert_checkpoint") or {}).get("eval_return")
         if ret is not None:
             return float(ret), f"TD3 expert checkpoint's evaluation return ({own.name})"
-    return None, "none (no expert dataset or TD3 record found)"
+    return None, "none"
 
 
 def world_model_error(model, holdout, max_rows: int = 5000, seed: int = 0) -> dict[str, float]:

@@ -51,7 +51,8 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 WORLD_MODELS = ("none", "logo", "joint", "ensemble")
 # Fields that do not change what is computed: a checkpoint stays valid when only these differ.
 _NOT_STATE = {"config", "out", "threads", "progress", "log_every", "resume", "restart_on_mismatch", "tensorboard",
-              "updates", "eval_every", "checkpoint_every"}
+              "updates", "eval_every", "checkpoint_every",
+              "rollout_cuda_graph"}  # a speed switch, newer than the checkpoints written so far
 
 
 def _default_wm() -> WorldModelConfig:
@@ -106,6 +107,8 @@ class TrainArgs:
     """rollout length (the paper's best)"""
     u_threshold: float | None = None
     """drop synthetic transitions whose uncertainty exceeds this, ending their rollout (None: keep all)"""
+    rollout_cuda_graph: bool = False
+    """on a CUDA device, replay each rollout step as a CUDA graph (the learner's policy must be capturable: no CPU random draws or host syncs)"""  # noqa: E501
     replay_capacity: int = 100_000
     """synthetic rows kept (FIFO)"""
     C: float = 2.0
@@ -349,26 +352,33 @@ def load_or_collect(args: TrainArgs, log=print):
     return ds, path
 
 
-def _world_model(args: TrainArgs, train_ds, out: Path, progress: bool):
+def _world_model(args: TrainArgs, train_ds, out: Path, progress: bool, device: str, ctx):
+    """The fitted world model (None for ``none``): loaded, or fitted (data-parallel under torchrun)."""
+    from ..distributed import fit_distributed
     from ..model import MODEL_CLASSES, load_world_model
 
     if args.world_model == "none":
         return None, 0.0
     final = out / "world_model.pt"
     if args.wm_checkpoint:
-        model = load_world_model(args.wm_checkpoint, device=args.device)
+        model = load_world_model(args.wm_checkpoint, device=device)
         train_ds.spec.check_compatible(model.spec)
         return model, 0.0
-    if final.is_file():
-        return load_world_model(str(final), device=args.device), 0.0
+    # rank 0's view of the run folder decides for every rank (the others read it only after it wrote)
+    have_final = ctx.broadcast_object(final.is_file())
+    if have_final:
+        return load_world_model(str(final), device=device), 0.0
     t0 = time.perf_counter()
-    cfg = dataclasses.replace(args.wm, seed=args.seed, device=args.device)
+    cfg = dataclasses.replace(args.wm, seed=args.seed, device=device)
     model = MODEL_CLASSES[args.world_model](train_ds.spec, cfg)
     partial = out / "wm_fit.pt"
-    model.fit(train_ds, progress=progress, checkpoint_path=str(partial),
-              resume_from=str(partial) if partial.is_file() else None)
-    model.save(str(final))
-    partial.unlink(missing_ok=True)
+    resume = ctx.broadcast_object(partial.is_file())
+    # one process: model.fit; under torchrun: DDP on episode shards, rank 0 writing wm_fit.pt
+    fit_distributed(model, train_ds, progress=progress, checkpoint_path=str(partial),
+                    resume_from=str(partial) if resume else None)
+    if ctx.is_main:
+        model.save(str(final))
+        partial.unlink(missing_ok=True)
     return model, time.perf_counter() - t0
 
 
@@ -386,55 +396,168 @@ def _rollout_policy(learner, spec, action_low, action_high):
     return policy
 
 
-def _evaluate(args: TrainArgs, learner, refs: dict[str, Any], env) -> dict[str, Any]:
+def _evaluate(args: TrainArgs, learner, refs: dict[str, Any], env, device: str) -> dict[str, Any]:
     from .evaluate import evaluate_policy, learner_policy, normalised_score
 
-    res = evaluate_policy(args.env, learner_policy(learner, args.device), args.eval_episodes,
+    res = evaluate_policy(args.env, learner_policy(learner, device), args.eval_episodes,
                           seed=10_007 + args.seed, env=env)
     res["normalised"] = normalised_score(res["return_mean"], refs.get("random"), refs.get("expert"))
     return res
 
 
+# ---- several processes (torchrun) ----------------------------------------------------------------
+def _distributed_problems(args: TrainArgs, world_size: int) -> list[str]:
+    """What a run on ``world_size`` processes needs beyond ``args.problems()`` (none for one process)."""
+    if world_size == 1:
+        return []
+    out = []
+    if args.batch_size % world_size:
+        out.append(f"batch_size {args.batch_size} must be divisible by the {world_size} processes")
+    elif args.world_model != "none" and round(args.batch_size * args.real_ratio) % world_size:
+        out.append(f"the {round(args.batch_size * args.real_ratio)} real rows of a batch (batch_size * real_ratio) "
+                   f"must be divisible by the {world_size} processes")
+    if args.world_model != "none" and not args.wm_checkpoint and args.wm.batch_size % world_size:
+        out.append(f"wm.batch_size {args.wm.batch_size} must be divisible by the {world_size} processes")
+    if not args.dataset_path().exists():
+        out.append(f"dataset {args.dataset_path()} does not exist; under torchrun it is not collected (every rank "
+                   "would wait on one collector): run `logo-fast collect` (or one `logo-fast train`) first")
+    return out
+
+
+def _share_checkpoint(ctx, saved):
+    """Rank 0's checkpoint (None, a dict, or the ValueError it raised) on every rank.
+
+    One process: ``saved`` as is. Several: the shared part (learner, step, metrics) is broadcast and
+    each rank receives only its own part of ``saved["ranks"]`` (its replay shard and generators),
+    merged into the dict it gets back. Rank 0's error is raised on every rank.
+    """
+    if not ctx.active:
+        if isinstance(saved, Exception):
+            raise saved
+        return saved
+    head, parts = None, None
+    if ctx.is_main:
+        head = saved if saved is None or isinstance(saved, Exception) else {k: v for k, v in saved.items()
+                                                                             if k != "ranks"}
+        parts = saved["ranks"] if isinstance(saved, dict) else [None] * ctx.world_size
+    head = ctx.broadcast_object(head, 0)
+    mine = ctx.scatter_object(parts, 0)
+    if isinstance(head, Exception):
+        raise ValueError(str(head))
+    return None if head is None else {**head, **mine}
+
+
+def _read_checkpoint(args: TrainArgs, out: Path, ckpt_path: Path, say, world_size: int, name: str):
+    """``checkpoint.pt`` when the run resumes from it (None otherwise); raises ValueError on a mismatch."""
+    if not (ckpt_path.is_file() and args.resume):
+        if (out / "report.json").is_file() and not args.resume:
+            (out / "report.json").unlink()
+        return None
+    saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    theirs, ours = saved.get("state_key", {}), _state_key(args)
+    diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if saved.get("world_size", 1) != world_size:
+        diff.append(f"processes: {saved.get('world_size', 1)} then, {world_size} now")
+    if not diff:
+        say(f"[{name}] resuming from {ckpt_path} at update {saved['step']}")
+        return saved
+    if not args.restart_on_mismatch:
+        raise ValueError(f"{ckpt_path} was written with other settings ({', '.join(diff)}); "
+                         "use another --out, or --no-resume to start over")
+    say(f"[{name}] {ckpt_path} was written with other settings ({', '.join(diff)}): starting over")
+    for stale in ("world_model.pt", "wm_fit.pt", "reference_returns.json", "report.json"):
+        (out / stale).unlink(missing_ok=True)
+    return None
+
+
+def _global_metrics(ctx, sums: dict[str, float], n_synth_rows: int, replay) -> tuple[dict[str, float], int, int,
+                                                                                      float | None]:
+    """(metric sums, synthetic rows drawn, synthetic rows stored, their mean u) over every rank.
+
+    Metric sums are averaged over the ranks (each rank's metrics are means over its B / W rows, so
+    their average is the global batch's), row counts summed; one all-reduce per log row.
+    """
+    if not ctx.active:
+        u_mean = float(replay.synthetic_u().mean()) if replay.n_synthetic else None
+        return sums, n_synth_rows, replay.n_synthetic, u_mean
+    keys = sorted(sums)
+    u = replay.synthetic_u().double()
+    local = torch.tensor([*(sums[k] for k in keys), n_synth_rows, replay.n_synthetic, float(u.sum())],
+                         dtype=torch.float64)
+    total = ctx.all_reduce(local, "sum").tolist()
+    n_syn = int(total[-2])
+    means = {k: v / ctx.world_size for k, v in zip(keys, total[: len(keys)], strict=True)}
+    return means, int(total[-3]), n_syn, (total[-1] / n_syn if n_syn else None)
+
+
 # ---- the run -----------------------------------------------------------------------------------
-def train(args: TrainArgs) -> dict[str, Any]:
-    """Run (or resume) the whole pipeline for ``args``; returns the report dict (also in <out>/report.json)."""
-    from ..data import make_env
-    from ..learners import make_learner
-    from ..replay import UncertaintyWeightedReplay
-    from .evaluate import reference_returns, world_model_error
+def train(args: TrainArgs) -> dict[str, Any] | None:
+    """Run (or resume) the whole pipeline for ``args``; returns the report dict (also in <out>/report.json).
+
+    Under torchrun (``RANK``/``WORLD_SIZE`` set) it starts the process group itself (gloo for a CPU
+    ``device``, NCCL for CUDA, timeout ``LOGO_FAST_DIST_TIMEOUT`` seconds, default 300) and trains
+    data-parallel (docs/distributed.md); rank 0 returns the report, the other ranks None. Without
+    torchrun nothing distributed is set up.
+    """
+    from ..distributed import DistributedFitError, init_distributed
+    from ..distributed.context import is_collective_failure
 
     problems = args.problems()
     if problems:
         raise ValueError("invalid train arguments:\n  - " + "\n  - ".join(problems))
+    launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    started = launched and not torch.distributed.is_initialized()
+    ctx = init_distributed(backend=("nccl" if args.device.startswith("cuda") else "gloo") if launched else None)
+    at = {"step": 0, "checkpoint": None}  # where a lost peer stopped the run, for the error message
+    try:
+        return _train(args, ctx, at)
+    except Exception as e:
+        if not ctx.active or isinstance(e, DistributedFitError) or not is_collective_failure(e):
+            raise
+        saved = (f"the last checkpoint is {at['checkpoint']} (update {at['step_saved']})" if at["checkpoint"]
+                 else "no checkpoint was written")
+        raise DistributedFitError(
+            f"logo-fast train: rank {ctx.rank} of {ctx.world_size} lost the other ranks near update {at['step']} "
+            f"(a process died, or a collective waited past the {ctx.timeout_s:g}s timeout); {saved}; rerun the "
+            f"same command to resume. Cause: {type(e).__name__}: {str(e).strip()[:300]}") from e
+    finally:
+        if started and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _train(args: TrainArgs, ctx, at: dict[str, Any]) -> dict[str, Any] | None:
+    from ..data import make_env
+    from ..distributed import ShardedReplay, data_parallel, learner_rank_state, load_learner_rank_state, rank_seed
+    from ..learners import make_learner
+    from ..replay import UncertaintyWeightedReplay
+    from .evaluate import reference_returns, world_model_error
+
+    W, main = ctx.world_size, ctx.is_main
+    problems = _distributed_problems(args, W)
+    if problems:  # the same arguments on every rank: every rank raises this
+        raise ValueError(f"invalid train arguments for {W} processes:\n  - " + "\n  - ".join(problems))
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    device = str(ctx.device) if ctx.backend == "nccl" else args.device  # NCCL: GPU LOCAL_RANK
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     t_start = time.perf_counter()
     log_mode = args.progress if args.progress != "auto" else ("bar" if sys.stdout.isatty() else "log")
+    if not main:
+        log_mode = "none"  # one voice: rank 0's
     say = (lambda s: None) if log_mode == "none" else (lambda s: print(s, flush=True))
     name = f"{args.method}" + ("" if args.world_model == "none" else f"+{args.world_model}")
 
     saved = None
-    if ckpt_path.is_file() and args.resume:
-        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if saved.get("state_key") != _state_key(args):
-            theirs, ours = saved.get("state_key", {}), _state_key(args)
-            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-            if not args.restart_on_mismatch:
-                raise ValueError(f"{ckpt_path} was written with other settings ({', '.join(diff)}); "
-                                 "use another --out, or --no-resume to start over")
-            say(f"[{name}] {ckpt_path} was written with other settings ({', '.join(diff)}): starting over")
-            saved = None
-            for stale in ("world_model.pt", "wm_fit.pt", "reference_returns.json", "report.json"):
-                (out / stale).unlink(missing_ok=True)
-        else:
-            say(f"[{name}] resuming from {ckpt_path} at update {saved['step']}")
-    elif (out / "report.json").is_file() and not args.resume:
-        (out / "report.json").unlink()
+    if main:
+        try:
+            saved = _read_checkpoint(args, out, ckpt_path, say, W, name)
+        except ValueError as e:
+            saved = e
+    saved = _share_checkpoint(ctx, saved)
 
-    ds, ds_path = load_or_collect(args, say)
+    ds, ds_path = load_or_collect(args, say)  # every rank reads the file (it exists under torchrun: checked)
     if args.holdout_fraction > 0 and ds.n_episodes >= 2:
         train_ds, hold_ds = ds.split_episodes(args.holdout_fraction, seed=args.data_seed)
     else:
@@ -442,27 +565,37 @@ def train(args: TrainArgs) -> dict[str, Any]:
     spec = train_ds.spec
     behaviour = train_ds.episode_returns()
 
-    model, wm_fit_s = _world_model(args, train_ds, out, progress=log_mode == "bar")
+    configs = {"macql": dataclasses.replace(args.macql, seed=args.seed, device=device),
+               "macql_continuous": dataclasses.replace(args.macql_continuous, seed=args.seed, device=device),
+               "bc": dataclasses.replace(args.bc, seed=args.seed, device=device)}
+    learner = make_learner(args.method, spec, configs, train_ds.action_low, train_ds.action_high)
+    if ctx.active and not hasattr(learner, "grad_hook"):
+        data_parallel(learner, ctx)  # raises its ValueError (before the world model's fit)
+    model, wm_fit_s = _world_model(args, train_ds, out, progress=log_mode == "bar", device=device, ctx=ctx)
     wm_error = None
-    if model is not None and hold_ds is not None:
+    if main and model is not None and hold_ds is not None:
         wm_error = world_model_error(model, hold_ds, seed=args.seed)
 
-    configs = {"macql": dataclasses.replace(args.macql, seed=args.seed, device=args.device),
-               "macql_continuous": dataclasses.replace(args.macql_continuous, seed=args.seed, device=args.device),
-               "bc": dataclasses.replace(args.bc, seed=args.seed, device=args.device)}
-    learner = make_learner(args.method, spec, configs, train_ds.action_low, train_ds.action_high)
     real_ratio = args.real_ratio if model is not None else 1.0
-    replay = UncertaintyWeightedReplay(train_ds, capacity=args.replay_capacity, C=args.C, real_ratio=real_ratio,
-                                       seed=args.seed, device=args.device)
+    if ctx.active:  # each rank keeps its shard of the synthetic rows: capacity / W of them
+        replay = ShardedReplay(train_ds, capacity=-(-args.replay_capacity // W), C=args.C, real_ratio=real_ratio,
+                               seed=args.seed, device=device, ctx=ctx)
+    else:
+        replay = UncertaintyWeightedReplay(train_ds, capacity=args.replay_capacity, C=args.C, real_ratio=real_ratio,
+                                           seed=args.seed, device=device)
     if hasattr(learner, "fit_normalizer"):  # optional part of the protocol: input statistics of the real data
         learner.fit_normalizer(torch.as_tensor(np.asarray(train_ds.obs)), torch.as_tensor(np.asarray(train_ds.state)))
-    rollout_gen = torch.Generator().manual_seed(args.seed + 7)
-    refs = reference_returns(args.env, args.seed, n_episodes=args.eval_episodes, batch_size=args.eval_batch,
-                             dataset_path=str(ds_path), cache=out / "reference_returns.json")
-    if args.random_return is not None:
-        refs["random"] = args.random_return
-    if args.expert_return is not None:
-        refs["expert"], refs["expert_source"] = args.expert_return, "given"
+    # each rank rolls out its share of the starts with its own generator
+    rollout_gen = torch.Generator().manual_seed(rank_seed(args.seed + 7, ctx.rank) if ctx.active else args.seed + 7)
+    rollout_starts = args.rollout_starts // W + (ctx.rank < args.rollout_starts % W)
+    refs: dict[str, Any] = {}
+    if main:  # only rank 0 evaluates
+        refs = reference_returns(args.env, args.seed, n_episodes=args.eval_episodes, batch_size=args.eval_batch,
+                                 dataset_path=str(ds_path), cache=out / "reference_returns.json")
+        if args.random_return is not None:
+            refs["random"] = args.random_return
+        if args.expert_return is not None:
+            refs["expert"], refs["expert_source"] = args.expert_return, "given"
     step, rows, evals, wall_before = 0, [], [], 0.0
     sums: dict[str, float] = {}
     n_sum, n_synth_rows = 0, 0
@@ -473,20 +606,26 @@ def train(args: TrainArgs) -> dict[str, Any]:
         step, rows, evals, wall_before = saved["step"], saved["rows"], saved["evals"], saved["wall_s"]
         # metrics averaged since the last log row, so rows after a resume match an uninterrupted run's
         sums, n_sum, n_synth_rows = dict(saved["sums"]), saved["n_sum"], saved["n_synth_rows"]
+    if ctx.active:  # gradients averaged over the ranks from here on; each rank its own generator
+        data_parallel(learner, ctx, seed=args.seed)
+        if saved is not None:
+            load_learner_rank_state(learner, saved["learner_rank"])
 
-    tb = _tensorboard(out) if args.tensorboard else None
-    env = make_env(args.env, args.eval_batch)
+    tb = _tensorboard(out) if args.tensorboard and main else None
+    env = make_env(args.env, args.eval_batch) if main else None
     policy = _rollout_policy(learner, spec, train_ds.action_low, train_ds.action_high)
     log = _Log(log_mode, args.updates, step, name)
     t_loop = time.perf_counter()
     try:
         while step < args.updates:
-            if model is not None and step % args.rollout_every == 0:
-                synthetic = model.rollout(policy, args.rollout_starts, horizon=args.horizon,
-                                          u_threshold=args.u_threshold, generator=rollout_gen, dataset=train_ds)
+            at["step"] = step
+            if model is not None and step % args.rollout_every == 0 and rollout_starts:
+                synthetic = model.rollout(policy, rollout_starts, horizon=args.horizon,
+                                          u_threshold=args.u_threshold, generator=rollout_gen, dataset=train_ds,
+                                          cuda_graph=args.rollout_cuda_graph)
                 if synthetic and synthetic["u"].numel():
                     replay.add_synthetic(synthetic)
-            batch = replay.sample(args.batch_size)
+            batch = replay.sample(args.batch_size)  # under torchrun: this rank's batch_size / W rows
             metrics = learner.update(batch)
             n_synth_rows += int(batch["source"].sum())
             for k, v in metrics.items():
@@ -495,10 +634,11 @@ def train(args: TrainArgs) -> dict[str, Any]:
             step += 1
             log.step()
             if step % args.log_every == 0 or step == args.updates:
-                row = {"step": step, **{k: v / n_sum for k, v in sums.items()},
-                       "synthetic_fraction": n_synth_rows / (n_sum * args.batch_size),
-                       "n_synthetic": replay.n_synthetic,
-                       "synthetic_u_mean": float(replay.synthetic_u().mean()) if replay.n_synthetic else None,
+                means, drawn, n_stored, u_mean = _global_metrics(ctx, sums, n_synth_rows, replay)
+                row = {"step": step, **{k: v / n_sum for k, v in means.items()},
+                       "synthetic_fraction": drawn / (n_sum * args.batch_size),
+                       "n_synthetic": n_stored,
+                       "synthetic_u_mean": u_mean,
                        "wall_s": round(wall_before + time.perf_counter() - t_loop, 3)}
                 rows.append(row)
                 if tb is not None:
@@ -509,8 +649,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
                          f"synthetic {row['synthetic_fraction']:.2f} wall {row['wall_s']:.0f}s",
                          {"loss": f"{row.get('loss', float('nan')):.3f}"})
                 sums, n_sum, n_synth_rows = {}, 0, 0
-            if step % args.eval_every == 0 or step == args.updates:
-                res = _evaluate(args, learner, refs, env)
+            if main and (step % args.eval_every == 0 or step == args.updates):
+                res = _evaluate(args, learner, refs, env, device)
                 ev = {"step": step, "return_mean": res["return_mean"], "return_std": res["return_std"],
                       "normalised": res["normalised"], "win_rate": res["win_rate"], "episodes": res["episodes"]}
                 evals.append(ev)
@@ -521,22 +661,32 @@ def train(args: TrainArgs) -> dict[str, Any]:
                             + (f", win rate {ev['win_rate']:.2f}" if ev["win_rate"] is not None else ""))
             if step % args.checkpoint_every == 0 or step == args.updates:
                 wall = wall_before + time.perf_counter() - t_loop
-                _atomic_torch_save({
-                    "version": 1, "state_key": _state_key(args), "step": step, "learner": learner.state_dict(),
-                    "replay": replay.state_dict(), "rollout_generator": rollout_gen.get_state(),
-                    "rows": rows, "evals": evals, "wall_s": wall, "sums": sums, "n_sum": n_sum,
-                    "n_synth_rows": n_synth_rows,
-                }, ckpt_path)
-                _write_metrics(out, rows, evals)
+                # what each rank holds alone: its replay shard, generators and metric sums
+                part = {"replay": replay.state_dict(), "rollout_generator": rollout_gen.get_state(), "sums": sums,
+                        "n_sum": n_sum, "n_synth_rows": n_synth_rows}
+                if ctx.active:
+                    parts = ctx.gather_object({**part, "learner_rank": learner_rank_state(learner)})
+                    part = {"world_size": W, "ranks": parts}
+                if main:
+                    _atomic_torch_save({"version": 1, "state_key": _state_key(args), "step": step,
+                                        "learner": learner.state_dict(), "rows": rows, "evals": evals,
+                                        "wall_s": wall, **part}, ckpt_path)
+                    _write_metrics(out, rows, evals)
+                at["checkpoint"], at["step_saved"] = str(ckpt_path), step
     finally:
         log.close()
-        env.close()
+        if env is not None:
+            env.close()
         if tb is not None:
             tb.close()
 
+    if not main:
+        return None
     report = _report(args, name, train_ds, ds_path, behaviour, refs, evals, rows, wm_error, wm_fit_s,
                      learner.n_updates if hasattr(learner, "n_updates") else step,
                      time.perf_counter() - t_start, wall_before + time.perf_counter() - t_loop)
+    if ctx.active:
+        report["processes"] = W
     _write_report(out, report, rows)
     return report
 
@@ -659,6 +809,8 @@ def run_train(args: TrainArgs) -> int:
     if args.config:
         args = load_config(args.config, overrides=args)
     report = train(args)
+    if report is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
     f = report["final"]
     print(f"{report['method']}: final return {f['return_mean']:.3f} ± {f['return_std']:.3f}"
           + (f", normalised {f['normalised']:.1f}" if f.get("normalised") is not None else "")

@@ -133,7 +133,9 @@ def test_bad_arguments_listed_together():
 @pytest.mark.slow
 def test_mamujoco_qualities_from_a_tiny_cached_run(tmp_path):
     pytest.importorskip("gymnasium_robotics")
-    common = dict(seed=0, cache_dir=str(tmp_path), train_minutes=0.05, time_limit=20, batch_size=2)
+    common = dict(
+        seed=0, cache_dir=str(tmp_path), train_minutes=0.05, time_limit=20, batch_size=2, behaviour="quick-td3"
+    )
     med = collect("mamujoco:Hopper-3x1", "medium", n_episodes=3, **common)
     assert med.n_episodes == 3 and med.action_low.shape == (3, 1)
     trainer = med.metadata["behaviour"]["trainer"]

@@ -158,7 +158,6 @@ def collect(
     return ds
 
 
-
 def run_collect(args: CollectArgs) -> Path:
     """Collect, validate and write the dataset and its manifest (both atomically); return the dataset path.
 

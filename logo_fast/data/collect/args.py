@@ -12,6 +12,8 @@ from ..envs.registry import parse_env_id
 
 Quality = Literal["expert", "medium", "medium-replay", "mixed"]
 QUALITIES: tuple[str, ...] = get_args(Quality)
+Behaviour = Literal["auto", "zoo", "scripted", "quick-td3"]
+BEHAVIOURS: tuple[str, ...] = get_args(Behaviour)
 DATASET_SUFFIXES = (".h5", ".hdf5", ".hdf", ".npz")
 
 # Per-family defaults: dataset size, parallel copies.
@@ -43,9 +45,12 @@ def default_cache_dir() -> Path:
 class CollectArgs:
     """Collect one offline dataset with a behaviour policy of the given quality.
 
-    Qualities: expert (scripted heuristic or best TD3 checkpoint, few random actions), medium
-    (about 40% of the way from random to expert), medium-replay (a sweep from random to
-    expert, like a learning run's replay), mixed (half medium-replay, half expert).
+    Qualities with a trained behaviour policy from the policy zoo (SMAX, MaMuJoCo): expert (the
+    run's best checkpoint), medium (the checkpoint closest to half the expert's return),
+    medium-replay (the run up to medium, replayed by its checkpoints), mixed (half
+    medium-replay, half expert). With a scripted policy (MPE; --behaviour scripted): expert
+    (few random actions), medium (random actions mixed in to about 40% of the way from random
+    to expert), medium-replay (a sweep from random to expert).
     """
 
     env: str = "mpe:simple_spread"
@@ -64,10 +69,16 @@ class CollectArgs:
     """Parallel environment copies (default: 8 for MPE, 64 for SMAX, 4 for MaMuJoCo)."""
     time_limit: int | None = None
     """Episode length limit (default: the scenario's own, 25 for MPE, 100 for SMAX, 1000 for MaMuJoCo)."""
+    behaviour: Behaviour = "auto"
+    """Behaviour policy: zoo (trained, shipped with the package: SMAX, MaMuJoCo), scripted (MPE/SMAX
+    heuristics), quick-td3 (MaMuJoCo: train TD3 now for --train-minutes), or auto (zoo where it
+    has the scenario, else scripted or quick-td3)."""
+    zoo_dir: str | None = None
+    """Policy zoo to read (default: the package's own; logo-fast data behaviour --zoo-dir DIR writes one)."""
     cache_dir: str | None = None
     """Where trained MaMuJoCo behaviour policies are kept (default: $LOGO_FAST_CACHE or ~/.cache/logo_fast)."""
     train_minutes: float = 10.0
-    """MaMuJoCo only: wall-clock budget of the TD3 run behind expert and medium."""
+    """MaMuJoCo with quick-td3 only: wall-clock budget of the TD3 run behind expert and medium."""
     expert_epsilon: float = EXPERT_EPSILON
     """MPE/SMAX only: probability of a random action for expert."""
     medium_epsilon: float | None = None
@@ -103,6 +114,12 @@ def check_args(args: CollectArgs, *, check_out: bool = False) -> str:
         problems.append(f"env: {err}")
     if args.quality not in QUALITIES:
         problems.append(f"quality must be one of {QUALITIES}, got {args.quality!r}")
+    if args.behaviour not in BEHAVIOURS:
+        problems.append(f"behaviour must be one of {BEHAVIOURS}, got {args.behaviour!r}")
+    elif family and args.behaviour == "scripted" and family == "mamujoco":
+        problems.append("behaviour: MaMuJoCo has no scripted policy (use zoo or quick-td3)")
+    elif family and args.behaviour == "quick-td3" and family != "mamujoco":
+        problems.append("behaviour: quick-td3 trains MaMuJoCo policies only")
     problems.append(_int_problem("seed", args.seed, 0))
     if args.n_steps is not None and args.n_episodes is not None:
         problems.append("n_steps: give n_steps or n_episodes, not both")

@@ -117,7 +117,6 @@ def replay_episodes(ds: OfflineDataset, episodes: np.ndarray, budget: Budget) ->
         yield ep
 
 
-
 # ---- behaviour per family ------------------------------------------------------------------
 def scripted_policy(env, family: str, scenario: str, epsilon):
     if family == "mpe":

@@ -56,6 +56,120 @@ def _mamujoco_parts(args: CollectArgs, env_id: str, cache_dir: Path):
     return train_or_load(env_id, args.seed, cfg, cache_dir, progress=args.progress and not args.quiet)
 
 
+def _zoo_entry(args: CollectArgs, family: str):
+    """The zoo entry the collector uses for ``args`` (None: use the scripted or quick-TD3 policy)."""
+    if args.behaviour in ("scripted", "quick-td3") or family == "mpe":
+        if args.behaviour == "zoo":
+            raise ValueError(f"{args.env}: the policy zoo has no entries for MPE (use --behaviour scripted)")
+        return None
+    from ..policies.zoo import entry_name, load_entry
+
+    zoo_dir = Path(args.zoo_dir).expanduser() if args.zoo_dir else None
+    # Every seed shares the seed-0 run unless a run of its own seed is in the zoo.
+    entry = load_entry(args.env, args.seed, zoo_dir) or load_entry(args.env, 0, zoo_dir)
+    if entry is None and args.behaviour == "zoo":
+        where = zoo_dir or "the package's zoo"
+        raise ValueError(
+            f"no trained behaviour policy for {args.env} in {where} (expected {entry_name(args.env, 0)}/); "
+            f"train one with `logo-fast data behaviour --env {args.env}` or use --behaviour "
+            + ("scripted" if family == "smax" else "quick-td3")
+        )
+    return entry
+
+
+def _zoo_policy(entry, family: str, index: int, label: str, codec=None):
+    """The behaviour policy of one shipped checkpoint (a random one for a random warm-up checkpoint)."""
+    card = entry.card
+    ck = card["checkpoints"][index]
+    if family == "smax":
+        from ..policies.ppo_smax import policy_from_entry
+
+        return policy_from_entry(entry, index, label)
+    from ..policies.td3 import JointActor, TD3BehaviourPolicy
+
+    if ck["env_step"] <= card.get("random_warmup_steps", 0):
+        # The run took uniformly random actions until then: its buffer holds those, not this actor's.
+        return UniformPolicy(codec, label)
+    import torch
+
+    params = entry.params(index)
+    state_dim = params["net.0.weight"].shape[1]
+    if params["net.4.weight"].shape[0] != codec.joint_dim:
+        raise ValueError(
+            f"{entry.path}: the actor acts on {params['net.4.weight'].shape[0]} joint action dims, "
+            f"{card['env']} has {codec.joint_dim}"
+        )
+    actor = JointActor(state_dim, codec.joint_dim, card["config"]["hidden"])
+    actor.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+    return TD3BehaviourPolicy(actor, codec, MAMUJOCO_NOISE, label, ck["eval_return"])
+
+
+class UniformPolicy:
+    """Uniformly random joint actions in the bounds (the random warm-up of a TD3 run)."""
+
+    def __init__(self, codec, label: str):
+        self.codec, self.label = codec, label
+
+    def act(self, obs, state, avail, rng):
+        return self.codec.to_agents(rng.uniform(-1.0, 1.0, (np.shape(state)[0], self.codec.joint_dim)))
+
+    def on_episode_end(self, done):
+        pass
+
+    def describe(self):
+        return {"kind": "uniform_random_joint_action", "checkpoint": self.label}
+
+
+def _zoo_parts(args: CollectArgs, family: str, env, entry, ns, ne, seeds, codec) -> tuple[list, dict[str, Any]]:
+    """The parts of a dataset collected with the zoo's checkpoints (see ``policies.zoo``)."""
+    q = args.quality
+    card = entry.card
+    half = q == "mixed"
+    ns, ne = _split_target(args, ns, half)
+    behaviour: dict[str, Any] = {
+        "policy_source": f"policy zoo: {entry.path.name}",
+        "trainer": card["trainer"],
+        "trainer_command": card["command"],
+        "trainer_budget": card["budget"],
+        "random_score": card.get("random", card.get("random_return")),
+    }
+    parts = []
+    if q == "medium":
+        pol = _zoo_policy(entry, family, card["medium"], "medium", codec)
+        behaviour["policy"] = pol.describe()
+        parts.append(("medium", lambda budget: run_policy(env, pol, args.seed, budget), ns, ne))
+    if q in ("medium-replay", "mixed"):
+        idx = list(card["replay"])
+        k = len(idx)
+        share_s = None if ns is None else -(-ns // k)
+        share_e = None if ne is None else [ne // k + (1 if j < ne % k else 0) for j in range(k)]
+        pols = [_zoo_policy(entry, family, i, f"replay@{card['checkpoints'][i]['env_step']}", codec) for i in idx]
+        behaviour["medium_replay"] = {
+            "definition": "the run up to the medium checkpoint, replayed: equal shares of episodes from its "
+            "checkpoints in training order (random actions for its random warm-up)",
+            "checkpoints": [p.describe() for p in pols],
+        }
+        seed_r = args.seed if q == "medium-replay" else int(seeds[0])
+        for j, pol in enumerate(pols):
+            if share_e is not None and share_e[j] == 0:
+                continue
+            parts.append(
+                (
+                    "medium-replay",
+                    lambda budget, pol=pol, j=j: run_policy(env, pol, seed_r + 1000 * j, budget),
+                    share_s,
+                    None if share_e is None else share_e[j],
+                )
+            )
+    if q in ("expert", "mixed"):
+        pol_e = _zoo_policy(entry, family, card["expert"], "expert", codec)
+        behaviour["policy" if q == "expert" else "expert_policy"] = pol_e.describe()
+        seed_e = args.seed if q == "expert" else int(seeds[1])
+        ne_e = None if ne is None else (args.n_episodes - ne if half else ne)
+        parts.append(("expert", lambda budget: run_policy(env, pol_e, seed_e, budget), ns, ne_e))
+    return parts, behaviour
+
+
 def make_plan(args: CollectArgs, family: str) -> Plan:
     _, scenario = parse_env_id(args.env)
     B = args.batch_size or DEFAULT_BATCH[family]
@@ -67,6 +181,17 @@ def make_plan(args: CollectArgs, family: str) -> Plan:
     seeds = np.random.SeedSequence(args.seed).generate_state(2)
     parts = []
     behaviour: dict[str, Any] = {"quality": q}
+
+    entry = _zoo_entry(args, family)
+    if entry is not None:
+        codec = None
+        if family == "mamujoco":
+            from ..policies.td3 import JointActionCodec
+
+            codec = JointActionCodec(spec.agent_act_dims, spec.act_dim, low, high)
+        zoo_parts, zoo_behaviour = _zoo_parts(args, family, env, entry, n_steps, args.n_episodes, seeds, codec)
+        behaviour.update(zoo_behaviour)
+        return Plan(spec, low, high, zoo_parts, behaviour, env_info)
 
     if family in ("mpe", "smax"):
         expert_eps = args.expert_epsilon

@@ -33,6 +33,21 @@ DEFAULT_TIME_LIMIT = 100
 def _compiled(map_name: str, time_limit: int):
     """(env, jitted batched reset, jitted batched step) for one map; cached so compiles happen once."""
     import jax
+
+    env, reset_one, step_one = battle_functions(map_name, time_limit)
+    return env, jax.jit(jax.vmap(reset_one)), jax.jit(jax.vmap(step_one))
+
+
+def battle_functions(map_name: str, time_limit: int):
+    """(env, reset_one, step_one): one battle's pure functions, to vmap/jit (the adapter; PPO's rollout).
+
+    reset_one(key) -> (state, obs (N, obs_dim), world_state (state_dim,), avail (N, n_actions)).
+    step_one(key, state, actions (N,)) -> (next state, obs, world_state, avail, reward, terminal,
+    truncated, final obs, final world_state, final avail, per-agent rewards (N,), won): the
+    battle resets itself when it ends, the final_* values are those before that reset, and
+    ``won`` says the allies wiped out the enemies in this step.
+    """
+    import jax
     import jax.numpy as jnp
     from jaxmarl import make
     from jaxmarl.environments.smax import map_name_to_scenario
@@ -77,9 +92,10 @@ def _compiled(map_name: str, time_limit: int):
             ws,
             avail,
             agent_rew,
+            terminal & ~alive[n_allies:].any(),
         )
 
-    return env, jax.jit(jax.vmap(reset_one)), jax.jit(jax.vmap(step_one))
+    return env, reset_one, step_one
 
 
 class SMAXAdapter(EnvAdapter):
@@ -148,7 +164,7 @@ class SMAXAdapter(EnvAdapter):
         actions = self.check_actions(actions)
         out = self._step(self._split(), self._state, np.asarray(actions, dtype=np.int32))
         self._state = out[0]
-        obs, ws, avail, rew, term, trunc, fobs, fws, favail, agent_rew = (np.asarray(x) for x in out[1:])
+        obs, ws, avail, rew, term, trunc, fobs, fws, favail, agent_rew, _won = (np.asarray(x) for x in out[1:])
         done = term | trunc
         # Zero the final_* rows of copies that did not finish, as the interface promises.
         info = {

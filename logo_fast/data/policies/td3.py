@@ -174,8 +174,8 @@ class TrainResult:
     """One actor state_dict per checkpoint."""
     random_return: float
     """Mean return of uniformly random actions (the 0 of normalised scores)."""
-    replay: OfflineDataset
-    """Every training transition as whole episodes (the unfinished last one dropped)."""
+    replay: OfflineDataset | None
+    """Every training transition as whole episodes (the unfinished last one dropped); None when not recorded."""
     replay_env_step: np.ndarray
     """(E,) environment step at which each replay episode ended."""
     env_steps: int
@@ -284,6 +284,231 @@ class _EpisodeRecorder:
         return ds, np.asarray(self.end_steps, np.int64)
 
 
+class TD3Trainer:
+    """TD3 on the joint action of a B=1 MaMuJoCo adapter, resumable.
+
+    ``run(until_step, deadline_s)`` advances the run; ``state_dict()`` / ``load_state_dict()``
+    hold everything needed to go on later in another process (networks, optimisers, replay
+    buffer, generator states, checkpoints). A resumed run starts a fresh episode (a simulator's
+    mid-episode state is not saved), so it is deterministic for a seed and a sequence of stop
+    points, not across different stop points.
+    """
+
+    def __init__(self, env_factory, cfg: TD3Config, seed: int, record: bool = True):
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(seed)  # network initialisation
+        self.cfg, self.seed = cfg, seed
+        self.rng = np.random.default_rng(seed)
+        # The target-smoothing noise has a generator of its own (the global one is anyone's), saved on resume.
+        self.gen = torch.Generator().manual_seed(seed + 17)
+        self.env = env_factory(cfg.time_limit)
+        self.eval_env = env_factory(cfg.time_limit)
+        if self.env.batch_size != 1:
+            raise ValueError("TD3Trainer needs a B=1 adapter")
+        spec = self.env.spec
+        self.codec = JointActionCodec(spec.agent_act_dims, spec.act_dim, self.env.action_low, self.env.action_high)
+        S, A = spec.state_dim, self.codec.joint_dim
+        self.S, self.A = S, A
+        self.actor = JointActor(S, A, cfg.hidden)
+        self.critic = TwinCritic(S, A, cfg.hidden)
+        self.actor_t, self.critic_t = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
+        self.opt_a = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
+        self.opt_c = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
+        cap = cfg.max_env_steps
+        self.buf_s = np.zeros((cap, S), np.float32)
+        self.buf_a = np.zeros((cap, A), np.float32)
+        self.buf_r = np.zeros(cap, np.float32)
+        self.buf_s2 = np.zeros((cap, S), np.float32)
+        self.buf_nd = np.zeros(cap, np.float32)  # 1 - terminal: truncation still bootstraps
+        self.recorder = _EpisodeRecorder() if record else None
+        self.random_return = _evaluate(
+            self.eval_env,
+            lambda o, s: self.codec.to_agents(self.rng.uniform(-1, 1, (1, A))),
+            cfg.eval_episodes,
+            seed + 1,
+        )
+        self.checkpoints: list[dict[str, Any]] = []
+        self.actor_states: list[dict[str, torch.Tensor]] = []
+        self.t = 0
+        self.updates = 0
+        self.wall_s = 0.0
+        self.episodes_started = 0
+        self._obs = self._state = None
+
+    @property
+    def done(self) -> bool:
+        return self.t >= self.cfg.max_env_steps
+
+    @torch.no_grad()
+    def greedy(self, obs, state):
+        return self.codec.to_agents(self.actor(torch.as_tensor(state)).numpy())
+
+    def _update(self) -> None:
+        cfg, rng = self.cfg, self.rng
+        idx = torch.as_tensor(rng.integers(0, self.t, cfg.batch_size))
+        s, a = torch.as_tensor(self.buf_s)[idx], torch.as_tensor(self.buf_a)[idx]
+        rr, s2 = torch.as_tensor(self.buf_r)[idx], torch.as_tensor(self.buf_s2)[idx]
+        nd = torch.as_tensor(self.buf_nd)[idx]
+        with torch.no_grad():
+            noise = torch.randn(a.shape, generator=self.gen) * cfg.policy_noise
+            a2 = (self.actor_t(s2) + noise.clamp(-cfg.noise_clip, cfg.noise_clip)).clamp(-1, 1)
+            q1t, q2t = self.critic_t(s2, a2)
+            target = rr + cfg.gamma * nd * torch.min(q1t, q2t)
+        q1, q2 = self.critic(s, a)
+        loss_c = ((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean()
+        self.opt_c.zero_grad(set_to_none=True)
+        loss_c.backward()
+        self.opt_c.step()
+        self.updates += 1
+        if self.updates % cfg.policy_delay == 0:
+            loss_a = -self.critic.q1(torch.cat([s, self.actor(s)], -1)).mean()
+            self.opt_a.zero_grad(set_to_none=True)
+            loss_a.backward()
+            self.opt_a.step()
+            with torch.no_grad():
+                for net, tgt in ((self.actor, self.actor_t), (self.critic, self.critic_t)):
+                    for p, pt in zip(net.parameters(), tgt.parameters(), strict=True):
+                        pt.lerp_(p, cfg.tau)
+
+    def _checkpoint(self) -> float:
+        ret = _evaluate(self.eval_env, self.greedy, self.cfg.eval_episodes, self.seed + 1000 + len(self.checkpoints))
+        self.checkpoints.append({"env_step": self.t, "eval_return": ret, "wall_s": round(self.wall_s, 1)})
+        self.actor_states.append({k: v.detach().clone() for k, v in self.actor.state_dict().items()})
+        return ret
+
+    def run(
+        self, until_step: int | None = None, deadline_s: float | None = None, progress: bool = True, on_checkpoint=None
+    ) -> None:
+        """Step until ``until_step`` env steps (default: ``max_env_steps``) or ``deadline_s`` seconds of this call.
+
+        A checkpoint is evaluated every ``eval_every`` steps and when the call stops;
+        ``on_checkpoint(trainer)`` runs after each (e.g. to save a resume file).
+        """
+        cfg, rng, codec = self.cfg, self.rng, self.codec
+        until = min(until_step or cfg.max_env_steps, cfg.max_env_steps)
+        if self._obs is None:
+            self._obs, self._state, _ = self.env.reset(self.seed + 7919 * self.episodes_started)
+            self.episodes_started += 1
+        start = time.perf_counter()
+        wall0 = self.wall_s
+        bar = progress_bar(total=until, desc=f"TD3 {self.env.spec.env}", unit="step") if progress else None
+        if bar is not None:
+            bar.update(self.t)
+        while self.t < until:
+            if self.t < cfg.start_steps:
+                unit = rng.uniform(-1, 1, (1, self.A)).astype(np.float32)
+            else:
+                with torch.no_grad():
+                    unit = self.actor(torch.as_tensor(self._state)).numpy()
+                unit = np.clip(unit + rng.normal(0, cfg.expl_noise, unit.shape), -1, 1).astype(np.float32)
+            actions = codec.to_agents(unit)
+            nobs, nstate, _, r, term, trunc, info = self.env.step(actions)
+            done = bool(info["done"][0])
+            t = self.t
+            self.buf_s[t], self.buf_a[t], self.buf_r[t] = self._state[0], unit[0], r[0]
+            self.buf_s2[t] = info["final_state"][0] if done else nstate[0]
+            self.buf_nd[t] = 0.0 if term[0] else 1.0
+            self.t += 1
+            if self.recorder is not None:
+                self.recorder.add(
+                    self._obs[0], self._state[0], actions[0], r[0], bool(term[0]), bool(trunc[0]), info, self.t
+                )
+            self._obs, self._state = nobs, nstate
+            if self.t >= cfg.start_steps:
+                self._update()
+            now = time.perf_counter()
+            self.wall_s = wall0 + now - start
+            out_of_time = deadline_s is not None and now - start >= deadline_s
+            if self.t % cfg.eval_every == 0 or out_of_time or self.t == until:
+                ret = self._checkpoint()
+                if bar is not None:
+                    bar.set_postfix(ret=f"{ret:.1f}")
+                if on_checkpoint is not None:
+                    on_checkpoint(self)
+            if bar is not None:
+                bar.update(1)
+            if out_of_time:
+                break
+        if bar is not None:
+            bar.close()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to resume (the replay buffer up to the current step included)."""
+        t = self.t
+        return {
+            "trainer_version": TRAINER_VERSION,
+            "config": asdict(self.cfg),
+            "seed": self.seed,
+            "t": t,
+            "updates": self.updates,
+            "wall_s": self.wall_s,
+            "episodes_started": self.episodes_started,
+            "random_return": self.random_return,
+            "checkpoints": self.checkpoints,
+            "actor_states": self.actor_states,
+            "nets": {
+                k: getattr(self, k).state_dict() for k in ("actor", "critic", "actor_t", "critic_t", "opt_a", "opt_c")
+            },
+            "buffers": {k: getattr(self, k)[:t].copy() for k in ("buf_s", "buf_a", "buf_r", "buf_s2", "buf_nd")},
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": self.gen.get_state(),
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        if sd.get("trainer_version") != TRAINER_VERSION:
+            raise ValueError(
+                f"resume file is from TD3 trainer v{sd.get('trainer_version')}, this is v{TRAINER_VERSION}"
+            )
+        mine, theirs = asdict(self.cfg), dict(sd["config"])
+        for key in ("train_minutes", "threads", "max_env_steps"):  # budgets may grow between sessions
+            mine.pop(key), theirs.pop(key, None)
+        if mine != theirs or sd["seed"] != self.seed:
+            raise ValueError("resume file was written with another TD3 config or seed; use a new work directory")
+        t = int(sd["t"])
+        if t > self.cfg.max_env_steps:
+            raise ValueError(f"resume file is at step {t}, beyond max_env_steps={self.cfg.max_env_steps}")
+        self.t, self.updates, self.wall_s = t, int(sd["updates"]), float(sd["wall_s"])
+        self.episodes_started = int(sd["episodes_started"])
+        self.random_return = float(sd["random_return"])
+        self.checkpoints, self.actor_states = list(sd["checkpoints"]), list(sd["actor_states"])
+        for k, v in sd["nets"].items():
+            getattr(self, k).load_state_dict(v)
+        for k, v in sd["buffers"].items():
+            getattr(self, k)[:t] = v
+        self.rng.bit_generator.state = sd["numpy_rng"]
+        self.gen.set_state(sd["torch_rng"])
+        self._obs = self._state = None
+
+    def result(self) -> TrainResult:
+        spec = self.env.spec
+        if self.recorder is not None:
+            replay, end_steps = self.recorder.dataset(
+                spec,
+                self.env.action_low,
+                self.env.action_high,
+                {"env": spec.env, "quality": "td3-replay", "seed": self.seed},
+            )
+        else:
+            replay, end_steps = None, np.zeros(0, np.int64)
+        return TrainResult(
+            checkpoints=self.checkpoints,
+            actor_states=self.actor_states,
+            random_return=self.random_return,
+            replay=replay,
+            replay_env_step=end_steps,
+            env_steps=self.t,
+            updates=self.updates,
+            wall_s=self.wall_s,
+            config=asdict(self.cfg),
+            state_dim=self.S,
+            joint_dim=self.A,
+        )
+
+    def close(self) -> None:
+        self.env.close()
+        self.eval_env.close()
+
+
 def train_td3(env_factory, cfg: TD3Config, seed: int, progress: bool = True) -> TrainResult:
     """Train TD3 on the joint action of a B=1 MaMuJoCo adapter made by ``env_factory(time_limit)``.
 
@@ -291,122 +516,12 @@ def train_td3(env_factory, cfg: TD3Config, seed: int, progress: bool = True) -> 
     its random choices for a seed (torch and numpy generators seeded), though the wall-clock
     budget decides where it stops.
     """
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    env = env_factory(cfg.time_limit)
-    eval_env = env_factory(cfg.time_limit)
-    if env.batch_size != 1:
-        raise ValueError("train_td3 needs a B=1 adapter")
-    spec = env.spec
-    codec = JointActionCodec(spec.agent_act_dims, spec.act_dim, env.action_low, env.action_high)
-    S, A = spec.state_dim, codec.joint_dim
-    actor = JointActor(S, A, cfg.hidden)
-    critic = TwinCritic(S, A, cfg.hidden)
-    actor_t, critic_t = copy.deepcopy(actor), copy.deepcopy(critic)
-    opt_a = torch.optim.Adam(actor.parameters(), lr=cfg.lr)
-    opt_c = torch.optim.Adam(critic.parameters(), lr=cfg.lr)
-
-    cap = cfg.max_env_steps
-    buf_s = np.zeros((cap, S), np.float32)
-    buf_a = np.zeros((cap, A), np.float32)
-    buf_r = np.zeros(cap, np.float32)
-    buf_s2 = np.zeros((cap, S), np.float32)
-    buf_nd = np.zeros(cap, np.float32)  # 1 - terminal: truncation still bootstraps
-    recorder = _EpisodeRecorder()
-
-    @torch.no_grad()
-    def greedy(obs, state):
-        return codec.to_agents(actor(torch.as_tensor(state)).numpy())
-
-    random_return = _evaluate(
-        eval_env, lambda o, s: codec.to_agents(rng.uniform(-1, 1, (1, A))), cfg.eval_episodes, seed + 1
-    )
-    checkpoints: list[dict[str, Any]] = []
-    actor_states: list[dict[str, torch.Tensor]] = []
-    start = time.perf_counter()
-    budget_s = cfg.train_minutes * 60.0
-    obs, state, _ = env.reset(seed)
-    updates = 0
-    t = 0
-    bar = progress_bar(total=int(budget_s), desc=f"TD3 {spec.env}", unit="s") if progress else None
-    last_tick = start
-    while t < cap:
-        if t < cfg.start_steps:
-            unit = rng.uniform(-1, 1, (1, A)).astype(np.float32)
-        else:
-            with torch.no_grad():
-                unit = actor(torch.as_tensor(state)).numpy()
-            unit = np.clip(unit + rng.normal(0, cfg.expl_noise, unit.shape), -1, 1).astype(np.float32)
-        actions = codec.to_agents(unit)
-        nobs, nstate, _, r, term, trunc, info = env.step(actions)
-        done = bool(info["done"][0])
-        buf_s[t], buf_a[t], buf_r[t] = state[0], unit[0], r[0]
-        buf_s2[t] = info["final_state"][0] if done else nstate[0]
-        buf_nd[t] = 0.0 if term[0] else 1.0
-        t += 1
-        recorder.add(obs[0], state[0], actions[0], r[0], bool(term[0]), bool(trunc[0]), info, t)
-        obs, state = nobs, nstate
-
-        if t >= cfg.start_steps:
-            idx = torch.as_tensor(rng.integers(0, t, cfg.batch_size))
-            s, a = torch.as_tensor(buf_s)[idx], torch.as_tensor(buf_a)[idx]
-            rr, s2, nd = torch.as_tensor(buf_r)[idx], torch.as_tensor(buf_s2)[idx], torch.as_tensor(buf_nd)[idx]
-            with torch.no_grad():
-                noise = (torch.randn_like(a) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
-                a2 = (actor_t(s2) + noise).clamp(-1, 1)
-                q1t, q2t = critic_t(s2, a2)
-                target = rr + cfg.gamma * nd * torch.min(q1t, q2t)
-            q1, q2 = critic(s, a)
-            loss_c = ((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean()
-            opt_c.zero_grad(set_to_none=True)
-            loss_c.backward()
-            opt_c.step()
-            updates += 1
-            if updates % cfg.policy_delay == 0:
-                loss_a = -critic.q1(torch.cat([s, actor(s)], -1)).mean()
-                opt_a.zero_grad(set_to_none=True)
-                loss_a.backward()
-                opt_a.step()
-                with torch.no_grad():
-                    for net, tgt in ((actor, actor_t), (critic, critic_t)):
-                        for p, pt in zip(net.parameters(), tgt.parameters(), strict=True):
-                            pt.lerp_(p, cfg.tau)
-
-        now = time.perf_counter()
-        out_of_time = now - start >= budget_s
-        if t % cfg.eval_every == 0 or out_of_time or t == cap:
-            ret = _evaluate(eval_env, greedy, cfg.eval_episodes, seed + 1000 + len(checkpoints))
-            checkpoints.append({"env_step": t, "eval_return": ret, "wall_s": round(now - start, 1)})
-            actor_states.append({k: v.detach().clone() for k, v in actor.state_dict().items()})
-            if bar is not None:
-                bar.set_postfix(step=t, ret=f"{ret:.1f}")
-        if bar is not None and now - last_tick >= 1.0:
-            bar.update(int(now - last_tick))
-            last_tick = now
-        if out_of_time:
-            break
-    if bar is not None:
-        bar.close()
-    wall = time.perf_counter() - start
-    replay, end_steps = recorder.dataset(
-        spec, env.action_low, env.action_high, {"env": spec.env, "quality": "td3-replay", "seed": seed}
-    )
-    env.close()
-    eval_env.close()
-    return TrainResult(
-        checkpoints=checkpoints,
-        actor_states=actor_states,
-        random_return=random_return,
-        replay=replay,
-        replay_env_step=end_steps,
-        env_steps=t,
-        updates=updates,
-        wall_s=wall,
-        config=asdict(cfg),
-        state_dim=S,
-        joint_dim=A,
-    )
+    trainer = TD3Trainer(env_factory, cfg, seed)
+    try:
+        trainer.run(deadline_s=cfg.train_minutes * 60.0, progress=progress)
+        return trainer.result()
+    finally:
+        trainer.close()
 
 
 # ---- cache -----------------------------------------------------------------------------------

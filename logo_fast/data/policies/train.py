@@ -1,0 +1,70 @@
+"""``logo-fast data behaviour``: train (or resume) a behaviour policy and export it to the zoo.
+
+Dataset qualities are defined by trained behaviour policies, as CFCQL and OMIGA define them:
+expert = the best checkpoint of a training run, medium = the checkpoint closest to half the
+expert's return, medium-replay = what the run collected up to the medium checkpoint. The
+training runs are heavy (tens of minutes on 2 CPU cores), so they are resumable: every
+checkpoint writes a resume file into ``work_dir`` (atomically), and running the same command
+again goes on from it. The small exported policies (``zoo.py``) ship with the package, so
+``logo-fast collect`` on a fresh machine needs no training.
+
+  MaMuJoCo: TD3 on the joint action from the global state (``td3.py``).
+  SMAX:     MAPPO with parameter sharing on jaxmarl's vmapped SMAX (``ppo_smax.py``).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..envs.registry import parse_env_id
+
+
+@dataclass
+class BehaviourArgs:
+    """Train (or resume) the behaviour policy of one scenario and export it to the policy zoo."""
+
+    env: str = "mamujoco:Hopper-3x1"
+    """Scenario id: mamujoco:<robot>-<split> or smax:<map>."""
+    steps: int = 200_000
+    """Environment-step budget of the whole run (across resumes). SMAX counts steps of all parallel envs."""
+    minutes: float | None = None
+    """Stop this call after so many minutes (the run stays resumable); None: run to the step budget."""
+    seed: int = 0
+    """Seed of the training run."""
+    work_dir: str = "~/.cache/logo_fast/behaviour"
+    """Where resume files live (one sub-directory per scenario and seed)."""
+    zoo_dir: str | None = None
+    """Export directory (default: the package's own policy zoo, logo_fast/data/policies/zoo)."""
+    threads: int = 1
+    """CPU threads for torch / XLA (1: the machine is shared)."""
+    export_only: bool = False
+    """Do not train: export the zoo entry from the resume file as it is."""
+    progress: bool = True
+    """Show progress (a bar in a terminal, a periodic line in a pipe)."""
+
+
+def run_dir(args: BehaviourArgs) -> Path:
+    return Path(args.work_dir).expanduser() / f"{args.env.replace(':', '_')}_seed{args.seed}"
+
+
+def run_behaviour(args: BehaviourArgs) -> int:
+    family, _ = parse_env_id(args.env)
+    if args.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {args.steps}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"minutes must be > 0, got {args.minutes}")
+    # What reproduces the run (the budget and seed; where files go does not change the result).
+    command = f"logo-fast data behaviour --env {shlex.quote(args.env)} --steps {args.steps} --seed {args.seed}"
+    if family == "mamujoco":
+        from .td3_run import train_and_export  # late: torch
+
+        return train_and_export(args, run_dir(args), command)
+    if family == "smax":
+        from .ppo_smax import train_and_export  # late: jax
+
+        return train_and_export(args, run_dir(args), command)
+    raise ValueError(
+        f"{args.env}: behaviour policies are trained for mamujoco and smax scenarios (MPE uses a scripted one)"
+    )

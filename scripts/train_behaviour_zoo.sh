@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Train the shipped behaviour policies one at a time (issue 18), resumably: each run writes a
+# resume file every checkpoint and exports its zoo entry, so rerunning this script after an
+# interruption goes on where it stopped. One torch/XLA thread per run; the machine is shared.
+#
+#   RUNS="smax:2s3z=5000000 mamujoco:Hopper-3x1=200000" bash scripts/train_behaviour_zoo.sh
+#
+# RUNS: "env=steps" pairs, run in order; WORK: resume files; ZOO: export directory (default:
+# the package's zoo); PY: the python to use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+WORK=${WORK:-$HOME/.cache/logo_fast/behaviour}
+ZOO=${ZOO:-logo_fast/data/policies/zoo}
+RUNS=${RUNS:-"smax:2s3z=5000000 smax:3s_vs_5z=5000000 smax:5m_vs_6m=4000000 smax:6h_vs_8z=4000000 \
+mamujoco:Hopper-3x1=200000 mamujoco:HalfCheetah-6x1=150000 mamujoco:Walker2d-2x3=200000 mamujoco:Ant-2x4=200000"}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+for run in $RUNS; do
+  env=${run%%=*}
+  steps=${run##*=}
+  echo "== $env: $steps steps (resumable; $WORK)"
+  "$PY" -m logo_fast.cli data behaviour --env "$env" --steps "$steps" --work-dir "$WORK" --zoo-dir "$ZOO"
+done
