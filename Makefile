@@ -29,8 +29,9 @@ bench: $(STAMP)
 	$(PY) -m pytest -q bench --benchmark-enable
 
 # Mutation testing of the core (issue 17): mutmut 3 on a copy of the tree under /tmp (never this one),
-# one worker, about 15 minutes; report in bench/results/mutation/. Not part of `make test` (slow).
-# MUTATE_ARGS="--groups forward,rollout,replay,ops --budget-s 900" chooses groups and budget.
+# one worker, about 15 minutes; report in bench/results/mutation/. Not part of `make test` or CI (slow).
+# MUTATE_ARGS="--groups ops,sampler_reference --sample 60 --merge --budget-s 900" chooses groups, a fixed
+# seeded subset of each group's mutants and the budget; --rerun-survivors re-runs the last survivors.
 mutate: $(STAMP)
 	$(PY) scripts/mutate.py $(MUTATE_ARGS)
 

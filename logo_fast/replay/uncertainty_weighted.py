@@ -407,7 +407,9 @@ class UncertaintyWeightedReplay:
             raise ValueError(f"sample: batch_size {batch_size} is too large: the batch needs {need / 2**30:.3g} GiB"
                              f"{have}")
         n_real, n_syn = self.split(batch_size)
-        real_idx = torch.randint(0, self.n_real, (n_real,), generator=self._generator).to(self.device)
+        # On the generator's device (a default device set by the caller must not move the draw).
+        real_idx = torch.randint(0, self.n_real, (n_real,), generator=self._generator,
+                                 device=self._generator.device).to(self.device)
         out = {k: self._real[k][real_idx] for k in self.fields}
         source = torch.zeros(batch_size, dtype=torch.int64, device=self.device)
         prob = torch.full((batch_size,), 1.0 / self.n_real, dtype=torch.float32, device=self.device)

@@ -227,3 +227,55 @@ def test_collect_zoo_errors_name_the_way_out(tmp_path):
         collect("mamujoco:Hopper-3x1", "expert", n_episodes=1, behaviour="scripted")
     with pytest.raises(ValueError, match="quick-td3 trains MaMuJoCo policies only"):
         collect("smax:2s3z", "expert", n_episodes=1, behaviour="quick-td3")
+
+
+# ---- the MAPPO update itself (tiny: the SMAX step's compile dominates) --------------------------
+@pytest.mark.slow
+def test_mappo_update_learns_from_its_rollout_and_compiles_once():
+    pytest.importorskip("jaxmarl")
+    import jax
+
+    from logo_fast.data.policies.ppo_smax import PPOConfig, make_update
+
+    cfg = PPOConfig(n_envs=2, n_steps=8, hidden=8, epochs=1, minibatches=1, time_limit=10)
+    init, update, fresh, settle, sizes = make_update("3m", cfg)
+    assert sizes["n_agents"] == 3 and sizes["n_actions"] == 4 + 1 + 3
+    runner = init(jax.random.PRNGKey(0))
+    before = jax.tree.map(np.asarray, runner["params"])
+    runner, m = update(runner)
+    runner, m = update(runner)
+    # settle() gives init's runner the dtypes update returns, so the second call reused the compile
+    assert update._cache_size() == 1
+    m = {k: float(v) for k, v in m.items()}
+    assert all(np.isfinite(list(m.values())))
+    assert m["episodes"] >= 0 and 0 <= m["won"] <= m["episodes"]
+    assert 0 < m["entropy"] <= np.log(sizes["n_actions"]) + 1e-5
+    after = jax.tree.map(np.asarray, runner["params"])
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
+    # fresh battles on resume keep the runner's structure (no recompile either)
+    runner = settle(
+        {**jax.tree.map(np.asarray, {k: runner[k] for k in ("params", "opt", "key")}), **fresh(jax.random.PRNGKey(5))}
+    )
+    update(runner)
+    assert update._cache_size() == 1
+
+
+@pytest.mark.slow
+def test_shipped_smax_entry_collects_every_quality():
+    pytest.importorskip("jaxmarl")
+    from logo_fast.data.collect import collect
+
+    entry = load_entry("smax:2s3z", 0)
+    if entry is None:
+        pytest.fail("the package ships a smax:2s3z behaviour policy (logo_fast/data/policies/zoo)")
+    card = entry.card
+    assert card["checkpoints"][card["expert"]]["win_rate"] >= card["checkpoints"][card["medium"]]["win_rate"]
+    common = dict(seed=0, time_limit=20, batch_size=4)
+    med = collect("smax:2s3z", "medium", n_episodes=4, **common)  # validated: every action available
+    assert med.metadata["behaviour"]["policy_source"] == "policy zoo: smax_2s3z_seed0"
+    assert med.metadata["behaviour"]["policy"]["checkpoint"] == "medium"
+    mixed = collect("smax:2s3z", "mixed", n_episodes=2 * len(card["replay"]), **common)
+    assert set(mixed.metadata["episode_return_by_part"]) == {"medium-replay", "expert"}
+    # the scripted heuristic is still there by name
+    scripted = collect("smax:2s3z", "medium", n_episodes=4, behaviour="scripted", **common)
+    assert "epsilon" in scripted.metadata["behaviour"]

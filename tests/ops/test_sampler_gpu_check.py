@@ -22,8 +22,8 @@ def test_device_check_dry_run_runs_every_cpu_step_and_lists_the_gpu_ones(tmp_pat
     summary = {e["step"]: e for e in json.loads((tmp_path / "gpu_check_summary.json").read_text())}
     # the CPU steps ran and passed, among them the import of the library and the GPU tests without tyro
     assert summary["versions"]["status"] == "ok" and summary["imports_without_tyro"]["status"] == "ok"
-    gpu_steps = {"smoke", "gpu_tests", "bench", "sanitizer_memcheck", "sanitizer_racecheck", "sanitizer_initcheck",
-                 "triton_on_gpu"}
+    gpu_steps = {"smoke", "gpu_tests", "bench", "bench_rollout", "sanitizer_memcheck", "sanitizer_racecheck",
+                 "sanitizer_initcheck", "triton_on_gpu"}
     assert {k for k, e in summary.items() if e["status"] == "dry-run"} == gpu_steps
     assert all(summary[k]["gpu"] for k in gpu_steps)
     env_info = json.loads((tmp_path / "gpu_env.json").read_text())

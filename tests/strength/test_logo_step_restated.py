@@ -152,3 +152,18 @@ def test_outcome_dropout_drops_trunk_features_before_the_outcome_heads_only(ds):
     torch.testing.assert_close(r1, rest[:, 0], rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(t1, rest[:, 1], rtol=1e-10, atol=1e-10)
     assert not torch.allclose(r1, r0)
+
+
+@pytest.mark.parametrize("action_type", ["discrete", "continuous"])
+def test_two_agents_with_per_agent_weights_equal_the_naive_statement(action_type):
+    """Two agents with per-agent weights (G = N = 2): mutant ``embed @ W_e[0] if G == 2`` gave both agents agent
+    0's embedding weight, and every other test has three agents, so G == 2 never occurred."""
+    ds2 = make_toy_dataset(n_agents=2, n_episodes=2, episode_len=6, action_type=action_type, heterogeneous=True,
+                           seed=7)
+    net = _random_net(ds2, seed=5, per_agent_weights=True)
+    obs, state, actions = _inputs(ds2, B=5, seed=3)
+    with torch.no_grad():
+        got = net.predict(obs, state, actions)
+        want = naive_step(net, obs, state, actions)
+    for k in ("next_obs", "next_state", "aux_state", "u"):
+        torch.testing.assert_close(got[k], want[k], rtol=1e-10, atol=1e-10, msg=k)

@@ -69,3 +69,43 @@ def test_load_state_dict_refuses_u_of_the_wrong_shape():
     state["u"] = [0.0] * 6
     with pytest.raises(ValueError, match=r"u must be \(6,\)"):
         b.load_state_dict(state)
+
+
+def test_terminals_of_the_wrong_rank_are_a_value_error():
+    """mutant ``tensors['TERMINALS']`` in the message: a KeyError instead of the ValueError."""
+    real = _real_rows(4)
+    real["terminals"] = real["terminals"][:, None]
+    with pytest.raises(ValueError, match=r"real terminals must be \(R,\), got \(4, 1\)"):
+        UncertaintyWeightedReplay(real, capacity=4, C=1.0)
+
+
+def test_load_state_dict_names_an_unknown_version_and_mismatched_fields():
+    """A checkpoint of another format version, or with other synthetic fields, is refused with both problems
+    listed: mutants reading ``state['XXversionXX']`` / ``state['SYNTHETIC']`` or ``sorted(None)`` in those
+    messages raised KeyError / TypeError instead."""
+    a = UncertaintyWeightedReplay(_real_rows(5), capacity=10, C=2.0)
+    a.add_synthetic(_synthetic_rows(3))
+    state = a.state_dict()
+    state["version"] = 2
+    del state["synthetic"]["next_state"]
+    b = UncertaintyWeightedReplay(_real_rows(5), capacity=10, C=2.0)
+    with pytest.raises(ValueError) as err:
+        b.load_state_dict(state)
+    lines = str(err.value).split("\n  - ")
+    assert lines[0] == "load_state_dict: bad input:"
+    assert "unknown state version 2" in lines
+    fields = sorted(a.fields)
+    assert f"synthetic fields {sorted(set(fields) - {'next_state'})} != {fields}" in lines
+    assert b.n_synthetic == 0  # nothing restored
+
+
+def test_a_default_device_set_by_the_caller_does_not_move_the_draws():
+    """``torch.set_default_device`` elsewhere must not change where (or which) rows a CPU replay draws."""
+    a = UncertaintyWeightedReplay(_real_rows(5), capacity=100, C=2.0, seed=4)
+    b = UncertaintyWeightedReplay(_real_rows(5), capacity=100, C=2.0, seed=4)
+    for r in (a, b):
+        r.add_synthetic(_synthetic_rows(30))
+    want = a.sample(32)
+    with torch.device("meta"):  # stands in for a CUDA default on a CPU-only machine
+        got = b.sample(32)
+    assert all(got[k].device.type == "cpu" and torch.equal(got[k], want[k]) for k in want)

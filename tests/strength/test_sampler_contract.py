@@ -85,3 +85,34 @@ def test_an_overflowing_update_on_the_reference_backend_names_the_segment_and_ch
     with pytest.raises(ValueError, match=r"WeightedSampler.update: bad input:\n  - segment 0: the weights would sum"):
         s.update(torch.tensor([1]), torch.tensor([1e308], dtype=torch.float64))
     assert torch.equal(s.weights(), before) and s.total() == pytest.approx(1e308)
+
+
+def test_the_traceable_branch_gives_what_the_eager_branch_gives(monkeypatch):
+    """Under torch.compile WeightedSampler writes and draws through the custom ops (a traceable branch) instead
+    of the eager helpers. No test compiled a sampler, so mutants there (``items = None`` after the index
+    conversion, ``values`` or ``limit`` dropped, the seed dropped from the draw) survived.
+    ``torch.compiler.is_compiling`` is forced on to run that branch eagerly (a compiled test could not run under
+    mutmut, whose trampolines dynamo cannot trace)."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.rand(50, generator=g, dtype=torch.float64)
+    # int32 indices: the writes convert them (a list or a numpy array of indices takes the same path)
+    idx = torch.tensor([3, 7, 3, 49], dtype=torch.int32)
+    vals = torch.tensor([0.0, 0.0, 2.0, 1.5], dtype=torch.float64)
+    eager, traced = WeightedSampler(64), WeightedSampler(64)
+    eager.extend(w)
+    traced.extend(w)
+    eager.update(idx, vals)
+    want = [eager.sample(300, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    want_wo = eager.sample(20, replacement=False, generator=torch.Generator().manual_seed(3))
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    traced.update(idx, vals)
+    got = [traced.sample(300, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    got_wo = traced.sample(20, replacement=False, generator=torch.Generator().manual_seed(3))
+    monkeypatch.undo()
+    # total(): the tree root eagerly, weights.sum() in the traceable branch (the same sum, rounded apart)
+    assert torch.equal(traced.weights(), eager.weights()) and traced.total() == pytest.approx(eager.total(), rel=1e-12)
+    assert float(traced.weights()[3]) == 2.0  # the last occurrence of a repeated index wins
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True)) and torch.equal(got_wo, want_wo)
+    assert not torch.equal(got[0], got[1])
+    with pytest.raises(ValueError, match="cannot draw 51 without replacement from 49 positive weights"):
+        traced.sample(51, replacement=False)  # the positive count was recomputed by the traceable write

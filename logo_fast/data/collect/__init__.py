@@ -3,19 +3,27 @@
     logo-fast collect --env smax:2s3z --quality medium --seed 0 --out datasets/
     ds = collect("mpe:simple_spread", "medium", seed=0, n_episodes=200)   # in memory
 
-Qualities (D4RL / OG-MARL naming):
+Qualities (D4RL / OG-MARL naming), by behaviour source (``--behaviour``, default ``auto``):
 
-  MPE, SMAX (scripted heuristics exist):
+  zoo: trained behaviour policies shipped with the package (``policies.zoo``; SMAX: MAPPO,
+  MaMuJoCo: TD3 on the joint action; trained by ``logo-fast data behaviour``), as CFCQL and
+  OMIGA define the qualities:
+    expert         the run's best checkpoint (SMAX: sampled from its softmax; TD3: noise std 0.1)
+    medium         the checkpoint whose score is closest to half the expert's
+    medium-replay  the run up to the medium checkpoint, replayed: equal shares of episodes from
+                   its checkpoints in training order (uniform random actions for TD3's warm-up)
+    mixed          half medium-replay + half expert
+  scripted (MPE always; SMAX with ``--behaviour scripted``):
     expert         the heuristic with epsilon = ``expert_epsilon`` (0.05) random actions
     medium         the heuristic with a larger epsilon, chosen so the mean return is ~40% of
-                   the way from random to expert (the D4RL "1/3 to 1/2 of expert" band); the
-                   per-scenario values are in ``MEDIUM_EPSILON`` (measured with
-                   ``calibrate_medium_epsilon``; scenarios not listed are calibrated on the fly)
+                   the way from random to expert; per-scenario values in ``MEDIUM_EPSILON``
+                   (measured with ``calibrate_medium_epsilon``; others are calibrated on the fly)
     medium-replay  episodes whose epsilon falls linearly from 1.0 to ``expert_epsilon`` over
                    the collection (by steps collected), like the replay of a learning run
     mixed          half medium-replay + half expert (in that order)
-  MaMuJoCo (no scripted controller; a TD3 run on the joint action, see ``policies.td3``):
-    expert         the best checkpoint within the training budget, Gaussian noise std 0.1
+  quick-td3 (MaMuJoCo, ``--behaviour quick-td3``; ``auto`` where the zoo has no entry): a TD3
+  run of ``--train-minutes`` trained now and cached (``policies.td3``):
+    expert         the best checkpoint within the budget, Gaussian noise std 0.1
     medium         the checkpoint closest to 40% of the way from random to expert, noise std 0.1
     medium-replay  the training replay up to the medium checkpoint (whole episodes; evenly
                    thinned to ``n_steps`` when longer)
@@ -24,7 +32,7 @@ Qualities (D4RL / OG-MARL naming):
 Sizes: whole episodes only, stopping at the first episode that brings the total to at least
 ``n_steps`` (or exactly ``n_episodes`` episodes when given). With B parallel copies, episodes
 still running at that moment are dropped. The data depends on (env, quality, seed,
-batch_size, time_limit, sizes) and, for MaMuJoCo, on the cached training run; the same
+batch_size, time_limit, sizes) and on the behaviour run (zoo entry or cached TD3 run); the same
 arguments give byte-identical arrays on CPU.
 
 Output: a native dataset file (``.h5`` streamed with ``HDF5Writer``; ``.npz`` in memory) and

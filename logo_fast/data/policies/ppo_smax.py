@@ -303,7 +303,8 @@ def _export(state: dict[str, Any], args: BehaviourArgs, command: str, cfg: PPOCo
         **chosen,
         "shipped": shipped,
     }
-    weights = {i: ck[i]["params"] for i in shipped}
+    # Only the actor acts; the critic stays in the resume file.
+    weights = {i: {k: v for k, v in ck[i]["params"].items() if k.startswith("actor.")} for i in shipped}
     return export_entry(args.env, args.seed, card, weights, Path(args.zoo_dir) if args.zoo_dir else None)
 
 
