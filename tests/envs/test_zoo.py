@@ -279,3 +279,33 @@ def test_shipped_smax_entry_collects_every_quality():
     # the scripted heuristic is still there by name
     scripted = collect("smax:2s3z", "medium", n_episodes=4, behaviour="scripted", **common)
     assert "epsilon" in scripted.metadata["behaviour"]
+
+
+@pytest.mark.slow
+def test_smax_behaviour_cli_trains_resumes_and_exports(tmp_path, monkeypatch, capfd):
+    pytest.importorskip("jaxmarl")
+    from logo_fast.data.policies import ppo_smax
+    from logo_fast.data.policies.train import BehaviourArgs, run_behaviour
+
+    tiny = ppo_smax.PPOConfig(n_envs=2, n_steps=8, hidden=8, epochs=1, minibatches=1, time_limit=10, checkpoint_every=2)
+    monkeypatch.setattr(ppo_smax, "PPOConfig", lambda: tiny)
+    per_update = tiny.n_envs * tiny.n_steps
+    args = BehaviourArgs(
+        env="smax:3m", steps=4 * per_update, work_dir=str(tmp_path / "w"), zoo_dir=str(tmp_path / "zoo"), progress=False
+    )
+    assert run_behaviour(args) == 0
+    card = load_entry("smax:3m", 0, tmp_path / "zoo").card
+    assert card["budget"]["env_steps"] == 4 * per_update and len(card["checkpoints"]) == 2
+    # a checkpoint holds the parameters *before* the update whose rollout scored it
+    assert [c["update"] for c in card["checkpoints"]] == [1, 3]
+    assert [c["env_step"] for c in card["checkpoints"]] == [per_update, 3 * per_update]
+    args.steps = 6 * per_update
+    assert run_behaviour(args) == 0
+    assert "resumed smax:3m at update 4" in capfd.readouterr().out
+    entry = load_entry("smax:3m", 0, tmp_path / "zoo")
+    assert entry.card["budget"]["env_steps"] == 6 * per_update and len(entry.card["curve"]) == 6
+    # only the actor ships; its first layer reads obs + agent one-hot
+    shipped = entry.params(entry.card["expert"])
+    assert shipped and all(k.startswith("actor.") for k in shipped)
+    sizes = entry.card["sizes"]
+    assert shipped["actor.0.weight"].shape == (tiny.hidden, sizes["obs_dim"] + sizes["n_agents"])

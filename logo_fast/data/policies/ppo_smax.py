@@ -358,9 +358,11 @@ def train_and_export(args: BehaviourArgs, work: Path, command: str) -> int:
     bar = progress_bar(total=n_updates, desc=f"MAPPO {args.env}", unit="update") if show else None
     if bar is not None:
         bar.update(min(state["updates"], n_updates))
-    window: list[dict[str, float]] = []
     while not args.export_only and state["updates"] < n_updates:
         if args.minutes is not None and time.perf_counter() - start >= args.minutes * 60:
+            # Out of time between checkpoints: keep the updates since the last one for the next call.
+            state["runner"] = _numpy_tree({k: runner[k] for k in ("params", "opt", "key")})
+            save_resume(state, resume, _pickle)
             break
         before = runner["params"]
         runner, m = update(runner)
@@ -377,7 +379,6 @@ def train_and_export(args: BehaviourArgs, work: Path, command: str) -> int:
             "entropy": m["entropy"],
         }
         state["curve"].append(point)
-        window.append(point)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(ret=f"{point['return']:.2f}", win=f"{point['win_rate']:.2f}")
@@ -396,7 +397,6 @@ def train_and_export(args: BehaviourArgs, work: Path, command: str) -> int:
             state["runner"] = _numpy_tree({k: runner[k] for k in ("params", "opt", "key")})
             save_resume(state, resume, _pickle)
             _export(state, args, command, cfg, sizes)
-            window = []
     if bar is not None:
         bar.close()
     if not state["checkpoints"]:
