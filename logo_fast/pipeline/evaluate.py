@@ -179,7 +179,8 @@ def _expert_from_manifests(env_id: str, dataset_path: Path) -> tuple[float | Non
     own = dataset_path.with_name(dataset_path.stem + ".manifest.json")
     if own.is_file():
         trainer = json.loads(own.read_text()).get("behaviour", {}).get("trainer", {})
-        ret = (trainer.get("expert_checkpoint") or {}).get("eval_return")
+        # a quick-TD3 dataset records its run as a dict; a zoo dataset names its trainer in words
+        ret = (trainer.get("expert_checkpoint") or {}).get("eval_return") if isinstance(trainer, dict) else None
         if ret is not None:
             return float(ret), f"TD3 expert checkpoint's evaluation return ({own.name})"
     return None, "none"

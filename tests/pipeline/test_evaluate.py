@@ -35,6 +35,10 @@ def test_mamujoco_expert_comes_from_the_manifests(tmp_path):
     data = tmp_path / "mamujoco_Hopper-3x1_medium_s0.h5"
     ret, source = _expert_from_manifests("mamujoco:Hopper-3x1", data)
     assert ret is None and source.startswith("none")
+    # a dataset collected from the policy zoo names its trainer in words: no expert from it, no crash
+    (tmp_path / "mamujoco_Hopper-3x1_medium_s0.manifest.json").write_text(
+        json.dumps({"behaviour": {"trainer": "td3 (joint action from the global state)"}}))
+    assert _expert_from_manifests("mamujoco:Hopper-3x1", data)[0] is None
     (tmp_path / "mamujoco_Hopper-3x1_medium_s0.manifest.json").write_text(
         json.dumps({"behaviour": {"trainer": {"expert_checkpoint": {"eval_return": 490.0}}}}))
     assert _expert_from_manifests("mamujoco:Hopper-3x1", data)[0] == 490.0
