@@ -210,7 +210,7 @@ def test_behaviour_cli_trains_resumes_exports_and_collect_uses_it(tmp_path, monk
     kinds = [c["kind"] for c in replay.metadata["behaviour"]["medium_replay"]["checkpoints"]]
     assert len(kinds) == len(card["replay"])
     # the checkpoint at the end of the random warm-up stands for uniform random actions
-    assert kinds[0] == "uniform_random_joint_action"
+    assert kinds[0] == "random"
     mixed = collect("mamujoco:Hopper-3x1", "mixed", n_episodes=4, **common)
     assert set(mixed.metadata["episode_return_by_part"]) == {"medium-replay", "expert"}
 

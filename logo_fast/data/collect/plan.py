@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..envs.registry import make_env, parse_env_id
+from ..policies.base import RandomPolicy
 from ..schema import DatasetSpec
 from .args import (
     DEFAULT_BATCH,
@@ -77,7 +78,7 @@ def _zoo_entry(args: CollectArgs, family: str):
     return entry
 
 
-def _zoo_policy(entry, family: str, index: int, label: str, codec=None):
+def _zoo_policy(entry, family: str, index: int, label: str, codec=None, bounds=(None, None)):
     """The behaviour policy of one shipped checkpoint (a random one for a random warm-up checkpoint)."""
     card = entry.card
     ck = card["checkpoints"][index]
@@ -89,7 +90,7 @@ def _zoo_policy(entry, family: str, index: int, label: str, codec=None):
 
     if ck["env_step"] <= card.get("random_warmup_steps", 0):
         # The run took uniformly random actions until then: its buffer holds those, not this actor's.
-        return UniformPolicy(codec, label)
+        return RandomPolicy(*bounds)
     import torch
 
     params = entry.params(index)
@@ -102,22 +103,6 @@ def _zoo_policy(entry, family: str, index: int, label: str, codec=None):
     actor = JointActor(state_dim, codec.joint_dim, card["config"]["hidden"])
     actor.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
     return TD3BehaviourPolicy(actor, codec, MAMUJOCO_NOISE, label, ck["eval_return"])
-
-
-class UniformPolicy:
-    """Uniformly random joint actions in the bounds (the random warm-up of a TD3 run)."""
-
-    def __init__(self, codec, label: str):
-        self.codec, self.label = codec, label
-
-    def act(self, obs, state, avail, rng):
-        return self.codec.to_agents(rng.uniform(-1.0, 1.0, (np.shape(state)[0], self.codec.joint_dim)))
-
-    def on_episode_end(self, done):
-        pass
-
-    def describe(self):
-        return {"kind": "uniform_random_joint_action", "checkpoint": self.label}
 
 
 def _zoo_parts(args: CollectArgs, family: str, env, entry, ns, ne, seeds, codec) -> tuple[list, dict[str, Any]]:
@@ -143,11 +128,15 @@ def _zoo_parts(args: CollectArgs, family: str, env, entry, ns, ne, seeds, codec)
         k = len(idx)
         share_s = None if ns is None else -(-ns // k)
         share_e = None if ne is None else [ne // k + (1 if j < ne % k else 0) for j in range(k)]
-        pols = [_zoo_policy(entry, family, i, f"replay@{card['checkpoints'][i]['env_step']}", codec) for i in idx]
+        labels = [f"replay@{card['checkpoints'][i]['env_step']}" for i in idx]
+        pols = [
+            _zoo_policy(entry, family, i, lab, codec, (env.action_low, env.action_high))
+            for i, lab in zip(idx, labels, strict=True)
+        ]
         behaviour["medium_replay"] = {
             "definition": "the run up to the medium checkpoint, replayed: equal shares of episodes from its "
             "checkpoints in training order (random actions for its random warm-up)",
-            "checkpoints": [p.describe() for p in pols],
+            "checkpoints": [{"checkpoint": lab, **p.describe()} for lab, p in zip(labels, pols, strict=True)],
         }
         seed_r = args.seed if q == "medium-replay" else int(seeds[0])
         for j, pol in enumerate(pols):

@@ -86,11 +86,7 @@ def _init_mlp(key, sizes: list[int], prefix: str, last_scale: float) -> dict[str
 def _mlp(params, x, prefix: str, n_layers: int = 3):
     import jax.numpy as jnp
 
-    for k in range(n_layers):
-        x = x @ params[f"{prefix}.{2 * k}.weight"].T + params[f"{prefix}.{2 * k}.bias"]
-        if k < n_layers - 1:
-            x = jnp.maximum(x, 0.0)
-    return x
+    return mlp_forward(params, x, prefix, n_layers, maximum=jnp.maximum)
 
 
 def make_update(map_name: str, cfg: PPOConfig):

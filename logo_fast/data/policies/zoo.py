@@ -109,12 +109,15 @@ def load_entry(env_id: str, seed: int = 0, zoo_dir: Path | None = None) -> ZooEn
     return ZooEntry(card, weights, path)
 
 
-def mlp_forward(params: dict[str, np.ndarray], x: np.ndarray, prefix: str, n_layers: int) -> np.ndarray:
-    """A ReLU MLP stored as torch-style ``<prefix>.<2k>.weight/bias`` (k = 0..n_layers-1): (B, in) -> (B, out)."""
+def mlp_forward(params: dict[str, Any], x: Any, prefix: str, n_layers: int, maximum=np.maximum) -> Any:
+    """A ReLU MLP stored as torch-style ``<prefix>.<2k>.weight/bias`` (k = 0..n_layers-1): (B, in) -> (B, out).
+
+    numpy arrays by default; ``maximum=jnp.maximum`` runs the same network on JAX arrays (the trainer).
+    """
     for k in range(n_layers):
         x = x @ params[f"{prefix}.{2 * k}.weight"].T + params[f"{prefix}.{2 * k}.bias"]
         if k < n_layers - 1:
-            x = np.maximum(x, 0.0)
+            x = maximum(x, 0.0)
     return x
 
 
