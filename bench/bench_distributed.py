@@ -1,6 +1,6 @@
 """Scaling of logo_fast.distributed on this machine: 1 vs 2 processes (gloo on CPU, NCCL on GPUs).
 
-    python bench/bench_distributed.py [--steps 40] [--batch 512] [--json out.json]
+    python bench/bench_distributed.py [--steps 40] [--batch 512] [--rounds 3] [--json out.json]
 
 launches itself under torchrun twice (``--nproc-per-node 1``, then 2) and prints:
 
@@ -165,7 +165,8 @@ def launch(nproc: int, args, result: Path) -> list[dict]:
            "--batch", str(args.batch), "--threads", str(args.threads), "--repeats", str(args.repeats),
            "--device", args.device, "--parts", args.parts, "--learner-batch", str(args.learner_batch),
            "--learner-updates", str(args.learner_updates)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(ROOT))
+    # PYTHONFAULTHANDLER: a worker that aborts in C++ still prints where its Python stack was
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(ROOT), PYTHONFAULTHANDLER="1")
     subprocess.run(cmd, check=True, env=env, cwd=ROOT, timeout=args.timeout)
     return json.loads(result.read_text())
 
@@ -182,6 +183,8 @@ def main() -> None:
     p.add_argument("--parts", default="wm,sampler,learner", help="what to measure (comma-separated)")
     p.add_argument("--learner-batch", type=int, default=256, help="global learner batch (real + synthetic)")
     p.add_argument("--learner-updates", type=int, default=100, help="timed learner updates per run")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the launches (alternating their order) and report every round and the median")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--result", default=None, help=argparse.SUPPRESS)
@@ -191,10 +194,15 @@ def main() -> None:
         return
     import tempfile
 
-    runs = {}
+    counts = [int(x) for x in args.nprocs.split(",")]
+    rounds: list[dict[int, list[dict]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for k in (int(x) for x in args.nprocs.split(",")):
-            runs[k] = launch(k, args, Path(tmp) / f"r{k}.json")
+        for i in range(args.rounds):
+            # alternate the order, so a drift in the machine's load does not favour one count
+            order = counts if i % 2 == 0 else counts[::-1]
+            rounds.append({k: launch(k, args, Path(tmp) / f"r{i}_{k}.json") for k in order})
+            rounds[-1] = {k: rounds[-1][k] for k in counts}
+    runs = rounds[0]
     first = runs[min(runs)][0]
     if "learner" in first:
         print(f"data-parallel MACQL (discrete, default sizes), global batch {args.learner_batch}, "
@@ -204,11 +212,22 @@ def main() -> None:
             print(f"  {k} process(es): {r['updates_per_s']:8.1f} updates/s  "
                   f"x{r['updates_per_s'] / first['learner']['updates_per_s']:.2f}")
     if "transitions_per_s" in first:
-        _print_wm(args, runs)
+        for i, r in enumerate(rounds):
+            if len(rounds) > 1:
+                print(f"round {i + 1} of {len(rounds)}:")
+            _print_wm(args, r)
+        if len(rounds) > 1:
+            lo, hi = min(counts), max(counts)
+            ratios = [r[hi][0]["transitions_per_s"] / r[lo][0]["transitions_per_s"] for r in rounds]
+            print(f"speed-up of {hi} over {lo} process(es) per round: " + ", ".join(f"x{x:.2f}" for x in ratios)
+                  + f"; median x{statistics.median(ratios):.2f}")
     if "sampler" in first:
         _print_sampler(runs)
     if args.json:
-        Path(args.json).write_text(json.dumps({str(k): v for k, v in runs.items()}, indent=1))
+        out = {str(k): v for k, v in runs.items()}
+        if len(rounds) > 1:
+            out["rounds"] = [{str(k): v for k, v in r.items()} for r in rounds]
+        Path(args.json).write_text(json.dumps(out, indent=1))
 
 
 def _print_wm(args, runs) -> None:

@@ -117,10 +117,10 @@ def reference_returns(env_id: str, seed: int, n_episodes: int = 32, batch_size: 
     from ..data.collect import EXPERT_EPSILON
     from ..data.envs.registry import parse_env_id
     from ..data.policies.base import RandomPolicy
-    from ..data.policies.zoo import load_entry
+    from ..data.policies.zoo import load_default_entry
 
     family, scenario = parse_env_id(env_id)
-    entry = None if family == "mpe" else load_entry(env_id, 0)
+    entry = None if family == "mpe" else load_default_entry(env_id)
     expert_kind = f"zoo {entry.path.name} at {entry.card['budget']['env_steps']} steps" if entry else "scripted"
     if cache is not None and Path(cache).is_file():
         got = json.loads(Path(cache).read_text())

@@ -11,6 +11,8 @@ the seeds, and ``train``: flags applied to every run (e.g. ``{"updates": 20000, 
 folder, so a killed table resumes: finished cells are in the store (one JSON line each) and are
 skipped; unfinished ones rerun the same command, which resumes from the run's checkpoint.
 Only cells in the store appear in ``docs/results.md`` as numbers; the rest say "not run".
+``notes`` (optional): markdown paragraphs rendered at the end of the page, for what was measured
+around the grid (ablations with their commands, what limits a method).
 """
 
 from __future__ import annotations
@@ -113,7 +115,9 @@ def load_grid(path: str) -> tuple[dict[str, Any], list[Cell]]:
     if unknown:
         problems.append(f"methods: unknown {unknown}; choose from {sorted(METHODS)}")
     extra = set(grid) - {"comment", "scenarios", "qualities", "methods", "seeds", "train", "runs_dir", "store",
-                         "results_md", "parallel"}
+                         "results_md", "parallel", "notes"}
+    if not isinstance(grid.get("notes", []), list) or not all(isinstance(x, str) for x in grid.get("notes", [])):
+        problems.append("notes: expected a list of markdown paragraphs (strings)")
     if extra:
         problems.append(f"unknown keys {sorted(extra)}")
     train = grid.get("train", {})
@@ -318,6 +322,10 @@ def render(grid: dict[str, Any], cells: list[Cell], store: dict[str, dict[str, A
         lines += ["", "<details><summary>commands</summary>", "", "```"]
         lines += [f"{display_command(c)}" + ("" if c.key in store else "   # not run") for c in block]
         lines += ["```", "", "</details>", ""]
+    if grid.get("notes"):  # what the grid's author measured around it (ablations, what limits a method)
+        lines += ["## Notes", ""]
+        for paragraph in grid["notes"]:
+            lines += [paragraph, ""]
     return "\n".join(lines)
 
 

@@ -57,6 +57,20 @@ def test_export_load_round_trip_and_replace(tmp_path):
     assert load_entry("smax:3s_vs_5z", 0, tmp_path) is None
 
 
+def test_default_entry_is_the_lowest_seed_shipped(tmp_path):
+    w = {0: {"actor.0.weight": np.zeros((2, 2), np.float32)}}
+    card = {"env": "mamujoco:Hopper-3x1", "checkpoints": [{}], "expert": 0, "medium": 0, "replay": [0]}
+    assert zoo.entry_seeds("mamujoco:Hopper-3x1", tmp_path) == []
+    assert zoo.load_default_entry("mamujoco:Hopper-3x1", tmp_path) is None
+    assert zoo.load_default_entry("mamujoco:Hopper-3x1", tmp_path / "missing") is None
+    export_entry("mamujoco:Hopper-3x1", 3, card, w, tmp_path)
+    export_entry("mamujoco:Hopper-3x1", 1, {**card, "seed": 1}, w, tmp_path)
+    export_entry("mamujoco:HalfCheetah-6x1", 0, card, w, tmp_path)  # another scenario is not a candidate
+    (tmp_path / "mamujoco_Hopper-3x1_seedx").mkdir()  # not an entry
+    assert zoo.entry_seeds("mamujoco:Hopper-3x1", tmp_path) == [1, 3]
+    assert zoo.load_default_entry("mamujoco:Hopper-3x1", tmp_path).card["seed"] == 1
+
+
 def test_load_refuses_another_zoo_version(tmp_path):
     export_entry("smax:2s3z", 0, {"checkpoints": []}, {}, tmp_path)
     card = tmp_path / "smax_2s3z_seed0" / "card.json"

@@ -192,17 +192,53 @@ def test_fitted_normalizer_makes_learning_blind_to_input_scale(kind):
 
 
 @pytest.mark.parametrize("kind", ["macql_discrete", "macql_continuous"])
-def test_cql_term_uses_only_real_rows_by_default(kind):
+def test_cql_rows_real_uses_only_real_rows(kind):
     action_type = "discrete" if kind.endswith("discrete") else "continuous"
     ds = make_toy_dataset(n_agents=2, n_episodes=4, episode_len=8, action_type=action_type, seed=6)
     replay = UncertaintyWeightedReplay(ds, capacity=8, C=2.0, seed=0)
     batch = replay.sample(32)
     synthetic = {**batch, "source": torch.ones(32, dtype=torch.int64)}
     mixed = {**batch, "source": (torch.arange(32) % 2)}
+    # the defaults, as measured (docs/results.md): real rows only for discrete, COMBO's split for continuous
+    assert _learner(kind, ds.spec, ds).config.cql_rows == ("real" if kind == "macql_discrete" else "combo")
     real_only = _learner(kind, ds.spec, ds)
-    assert real_only.config.cql_rows == "real"
+    real_only.config.cql_rows = "real"
     assert real_only.update(synthetic)["cql_loss"] == 0.0  # no real row: no CQL push at all
     everything = _learner(kind, ds.spec, ds)
     everything.config.cql_rows = "all"
     assert everything.update(synthetic)["cql_loss"] != 0.0
     assert _learner(kind, ds.spec, ds).update(mixed)["cql_loss"] != 0.0
+
+
+def _q_at(learner, kind: str, batch) -> float:
+    """Mean Q of the batch's own (state, action) rows: the agents' Qs (discrete: where CQL acts, before the
+    mixer, whose state-dependent bias TD alone sets) or the first critic head (continuous)."""
+    with torch.no_grad():
+        if kind == "macql_discrete":
+            return float(learner.agent_q(batch["obs"]).gather(-1, batch["actions"].long().unsqueeze(-1)).mean())
+        q1, _ = learner.critic(learner.norm.state(batch["state"]), learner.normalise(batch["actions"]))
+        return float(q1.mean())
+
+
+@pytest.mark.parametrize("kind", ["macql_discrete", "macql_continuous"])
+def test_combo_cql_pushes_q_down_at_synthetic_states(kind):
+    """cql_rows="combo" lowers Q where the rows are synthetic (its push-down covers them), "real" does not."""
+    action_type = "discrete" if kind.endswith("discrete") else "continuous"
+    ds = make_toy_dataset(n_agents=2, n_episodes=6, episode_len=8, action_type=action_type, seed=7)
+    replay = UncertaintyWeightedReplay(ds, capacity=8, C=2.0, seed=0)
+    real, synthetic = replay.sample(32), replay.sample(32)
+    # synthetic rows at states the real data never visits (shifted), as a model's rollouts reach
+    shifted = {k: synthetic[k] + 2.0 for k in ("obs", "next_obs", "state", "next_state")}
+    synthetic_part = {**synthetic, **shifted, "source": torch.ones(32, dtype=torch.int64)}
+    mixed = {k: torch.cat([real[k], synthetic_part[k]]) if k in synthetic_part else real[k] for k in real}
+    mixed["source"] = torch.cat([torch.zeros(32, dtype=torch.int64), torch.ones(32, dtype=torch.int64)])
+    q = {}
+    for mode in ("real", "combo"):
+        learner = _learner(kind, ds.spec, ds)
+        learner.config.cql_rows = mode
+        if kind == "macql_continuous":
+            learner.fit_normalizer(torch.as_tensor(ds.obs), torch.as_tensor(ds.state))
+        for _ in range(40):
+            learner.update(mixed)
+        q[mode] = _q_at(learner, kind, synthetic_part)
+    assert q["combo"] < q["real"] - 0.05, q

@@ -73,16 +73,20 @@ def test_cells_missing_from_the_store_say_not_run(tiny_grid):
     assert "| BC | -18.000 | 46.7 | — | 1/2 | 3 |" in page
     assert page.count("| not run | not run |") == 2  # MACQL and MACQL + LOGO: no seed was run
     assert page.count("# not run") == 5
+    assert "## Notes" not in page
+    # the grid's notes (ablations around it) close the page, one paragraph each
+    page = render({**g, "notes": ["First *finding*.", "Second."]}, cells, fake)
+    assert page.rstrip().endswith("## Notes\n\nFirst *finding*.\n\nSecond.")
 
 
 def test_bad_grids_are_refused_before_any_run(tiny_grid):
     path = tiny_grid / "bad.json"
     path.write_text(json.dumps({"scenarios": ["nope.json"], "qualities": [], "methods": ["macql+mopo"], "seeds": [0],
-                                "extra": 1}))
+                                "extra": 1, "notes": "not a list"}))
     with pytest.raises(ValueError) as err:
         load_grid(str(path))
     msg = str(err.value)
-    assert "qualities" in msg and "macql+mopo" in msg and "extra" in msg
+    assert "qualities" in msg and "macql+mopo" in msg and "extra" in msg and "notes" in msg
 
     # a grid flag equal to the built-in default would not override the scenario file: refused
     grid = json.loads((tiny_grid / "grid.json").read_text())

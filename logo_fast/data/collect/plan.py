@@ -63,15 +63,16 @@ def _zoo_entry(args: CollectArgs, family: str):
         if args.behaviour == "zoo":
             raise ValueError(f"{args.env}: the policy zoo has no entries for MPE (use --behaviour scripted)")
         return None
-    from ..policies.zoo import entry_name, load_entry
+    from ..policies.zoo import entry_name, load_default_entry, load_entry
 
     zoo_dir = Path(args.zoo_dir).expanduser() if args.zoo_dir else None
-    # Every seed shares the seed-0 run unless a run of its own seed is in the zoo.
-    entry = load_entry(args.env, args.seed, zoo_dir) or load_entry(args.env, 0, zoo_dir)
+    # Every seed shares the scenario's default run (its lowest seed in the zoo) unless a run of its own seed is there.
+    entry = load_entry(args.env, args.seed, zoo_dir) or load_default_entry(args.env, zoo_dir)
     if entry is None and args.behaviour == "zoo":
         where = zoo_dir or "the package's zoo"
         raise ValueError(
-            f"no trained behaviour policy for {args.env} in {where} (expected {entry_name(args.env, 0)}/); "
+            f"no trained behaviour policy for {args.env} in {where} "
+            f"(expected {entry_name(args.env, args.seed)}/ or another seed's); "
             f"train one with `logo-fast data behaviour --env {args.env}` or use --behaviour "
             + ("scripted" if family == "smax" else "quick-td3")
         )

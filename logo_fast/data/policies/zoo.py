@@ -109,6 +109,24 @@ def load_entry(env_id: str, seed: int = 0, zoo_dir: Path | None = None) -> ZooEn
     return ZooEntry(card, weights, path)
 
 
+def entry_seeds(env_id: str, zoo_dir: Path | None = None) -> list[int]:
+    """Seeds of the entries the zoo holds for ``env_id``, ascending."""
+    prefix = entry_name(env_id, 0)[: -1]  # "<env>_seed"
+    root = zoo_dir or ZOO_DIR
+    seeds = []
+    for path in root.glob(f"{prefix}*") if root.is_dir() else []:
+        tail = path.name[len(prefix):]
+        if tail.isdigit() and (path / "card.json").is_file():
+            seeds.append(int(tail))
+    return sorted(seeds)
+
+
+def load_default_entry(env_id: str, zoo_dir: Path | None = None) -> ZooEntry | None:
+    """The scenario's default entry: its lowest seed (the zoo ships one run per scenario), or None."""
+    seeds = entry_seeds(env_id, zoo_dir)
+    return load_entry(env_id, seeds[0], zoo_dir) if seeds else None
+
+
 def mlp_forward(params: dict[str, Any], x: Any, prefix: str, n_layers: int, maximum=np.maximum) -> Any:
     """A ReLU MLP stored as torch-style ``<prefix>.<2k>.weight/bias`` (k = 0..n_layers-1): (B, in) -> (B, out).
 
