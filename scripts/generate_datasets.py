@@ -90,7 +90,7 @@ def _zoo_line(card: dict) -> str:
 
 def write_summary(out: Path) -> Path:
     """SUMMARY.md: a card per dataset (return distribution, win rate, normalised score) and the behaviour runs."""
-    from logo_fast.data.policies.zoo import ZOO_DIR, load_entry
+    from logo_fast.data.policies.zoo import ZOO_DIR, load_default_entry
 
     metas = [json.loads(m.read_text()) for m in sorted(out.glob("*.manifest.json"))]
     returns: dict[tuple[str, str], np.ndarray] = {}
@@ -100,7 +100,7 @@ def write_summary(out: Path) -> Path:
         if path.is_file():
             returns[(meta["env"], meta["quality"])] = _episode_returns(path)
     for env in sorted({m["env"] for m in metas}):
-        entry = None if env.startswith("mpe:") else load_entry(env, 0)
+        entry = None if env.startswith("mpe:") else load_default_entry(env)
         if entry is not None:
             c = entry.card
             rnd = c["random"]["return"] if isinstance(c.get("random"), dict) else c.get("random_return")
