@@ -62,7 +62,7 @@ class MACQLContinuousConfig:
     """rows the CQL term averages over: "combo" (COMBO, Yu et al. 2021: the logsumexp push-down over every row,
     synthetic states included, the data-Q push-up over real rows only), real rows only (source 0), or every row.
     Measured on Hopper-3x1 medium with LOGO, 3 seeds: "real" 47.9 ± 6.3 (the critic overrates synthetic
-    states and the policy falls), "combo" 246.6 ± 9.7 (MACQL alone 245.7 ± 11.1); docs/results.md"""
+    states and the policy falls), "combo" 246.6 ± 7.9 (MACQL alone 245.7 ± 11.1); docs/results.md"""
     cql_temp: float = 1.0
     """temperature of the CQL logsumexp"""
     n_action_samples: int = 10
