@@ -200,8 +200,8 @@ def main() -> None:
         for i in range(args.rounds):
             # alternate the order, so a drift in the machine's load does not favour one count
             order = counts if i % 2 == 0 else counts[::-1]
-            rounds.append({k: launch(k, args, Path(tmp) / f"r{i}_{k}.json") for k in order})
-            rounds[-1] = {k: rounds[-1][k] for k in counts}
+            got = {k: launch(k, args, Path(tmp) / f"r{i}_{k}.json") for k in order}
+            rounds.append({k: got[k] for k in counts})
     runs = rounds[0]
     first = runs[min(runs)][0]
     if "learner" in first:

@@ -19,10 +19,12 @@ def test_n_actions_must_be_a_positive_int(bad):
         UncertaintyWeightedReplay(_real_rows(4), capacity=4, C=1.0, n_actions=bad)
 
 
-def test_rewards_of_the_wrong_rank_are_a_value_error():
+@pytest.mark.parametrize("field", ["rewards", "terminals"])
+def test_per_row_fields_of_the_wrong_rank_are_a_value_error(field):
+    """mutant ``tensors['TERMINALS']`` in the message: a KeyError instead of the ValueError."""
     real = _real_rows(4)
-    real["rewards"] = real["rewards"][:, None]
-    with pytest.raises(ValueError, match=r"real rewards must be \(R,\), got \(4, 1\)"):
+    real[field] = real[field][:, None]
+    with pytest.raises(ValueError, match=rf"real {field} must be \(R,\), got \(4, 1\)"):
         UncertaintyWeightedReplay(real, capacity=4, C=1.0)
 
 
@@ -69,14 +71,6 @@ def test_load_state_dict_refuses_u_of_the_wrong_shape():
     state["u"] = [0.0] * 6
     with pytest.raises(ValueError, match=r"u must be \(6,\)"):
         b.load_state_dict(state)
-
-
-def test_terminals_of_the_wrong_rank_are_a_value_error():
-    """mutant ``tensors['TERMINALS']`` in the message: a KeyError instead of the ValueError."""
-    real = _real_rows(4)
-    real["terminals"] = real["terminals"][:, None]
-    with pytest.raises(ValueError, match=r"real terminals must be \(R,\), got \(4, 1\)"):
-        UncertaintyWeightedReplay(real, capacity=4, C=1.0)
 
 
 def test_load_state_dict_names_an_unknown_version_and_mismatched_fields():

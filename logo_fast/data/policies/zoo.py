@@ -33,8 +33,12 @@ N_REPLAY = 4
 """Checkpoints before (and including) medium that stand in for the run's buffer in medium-replay."""
 
 
+def _entry_prefix(env_id: str) -> str:
+    return f"{env_id.replace(':', '_')}_seed"
+
+
 def entry_name(env_id: str, seed: int) -> str:
-    return f"{env_id.replace(':', '_')}_seed{seed}"
+    return f"{_entry_prefix(env_id)}{seed}"
 
 
 @dataclass
@@ -111,7 +115,7 @@ def load_entry(env_id: str, seed: int = 0, zoo_dir: Path | None = None) -> ZooEn
 
 def entry_seeds(env_id: str, zoo_dir: Path | None = None) -> list[int]:
     """Seeds of the entries the zoo holds for ``env_id``, ascending."""
-    prefix = entry_name(env_id, 0)[: -1]  # "<env>_seed"
+    prefix = _entry_prefix(env_id)
     root = zoo_dir or ZOO_DIR
     seeds = []
     for path in root.glob(f"{prefix}*") if root.is_dir() else []:
