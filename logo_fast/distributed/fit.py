@@ -103,20 +103,39 @@ class FitHooks:
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """This rank's loss (its gradient, averaged by DDP) whose value is the mean over the ranks.
+        """This rank's loss and its parts, through DDP (whose backward averages the gradients).
 
-        The loss parts are averaged over the ranks in the same single all-reduce, so every rank
-        logs the same history (and a resumed run's history matches an uninterrupted one's).
+        No collective here: the gradient all-reduce is the only one per step. The values are this
+        rank's; ``mean_losses`` turns them into the global means where they are logged, and
+        ``check_finite`` stops every rank alike on a non-finite loss anywhere.
         """
         loss, parts = self.ddp(batch)
+        return loss, parts
+
+    def mean_losses(self, loss: torch.Tensor, parts: dict[str, float]) -> tuple[float, dict[str, float]]:
+        """The loss and its parts averaged over the ranks (one all-reduce; at evaluation steps only),
+        so every rank logs the same history as one process at the same global batch would."""
         names = list(parts)
-        packed = torch.cat([loss.detach().double().reshape(1).cpu(), torch.tensor([parts[k] for k in names],
-                                                                                  dtype=torch.float64)])
+        packed = torch.tensor([float(loss.detach()), *(parts[k] for k in names)], dtype=torch.float64)
         packed = self.ctx.all_reduce(packed, "sum") / self.world_size
-        mean = packed[0].to(device=loss.device, dtype=loss.dtype)
-        # value = the global mean (so a NaN on any rank stops every rank at the same step, and the
-        # history logs the global loss), gradient = the local loss's gradient
-        return loss + (mean - loss.detach()), dict(zip(names, packed[1:].tolist(), strict=True))
+        return float(packed[0]), dict(zip(names, packed[1:].tolist(), strict=True))
+
+    def check_finite(self, net: torch.nn.Module, grad_norm: torch.Tensor | None, loss: torch.Tensor,
+                     step: int, kind: str) -> None:
+        """Raise on every rank at the same step when any rank's loss was non-finite.
+
+        After the gradient all-reduce every rank holds the same averaged gradients, bit for bit, and a
+        non-finite loss on any rank makes them non-finite: their norm is one decision all ranks share,
+        with no collective of its own (``grad_norm``: the clip's norm, computed here when not clipping).
+        """
+        if grad_norm is None:
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in net.parameters() if p.grad is not None])
+        if not torch.isfinite(grad_norm):
+            raise FloatingPointError(
+                f"fit {kind}: non-finite gradient at step {step} (a non-finite training loss on at least one "
+                f"of the {self.world_size} ranks; this rank's loss {float(loss.detach()):.4g}); "
+                "lower config.lr or check the data scale"
+            )
 
     # ---- holdout and stopping ------------------------------------------------------------------
     def local_holdout_positions(self, global_positions: torch.Tensor) -> torch.Tensor:

@@ -161,17 +161,18 @@ def fit_loop(
             batch = train.batch(positions, device)
             if dist is None:
                 loss, last_parts = net.losses(batch)
-            else:  # through DistributedDataParallel; the loss is the mean over the ranks (NaN anywhere: NaN here)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"fit {model.kind}: non-finite training loss at step {state.step} (parts {last_parts}); "
+                        "lower config.lr or check the data scale"
+                    )
+            else:  # through DistributedDataParallel: this rank's loss; the check waits for the averaged gradients
                 loss, last_parts = dist.losses(batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"fit {model.kind}: non-finite training loss at step {state.step} (parts {last_parts}); "
-                    "lower config.lr or check the data scale"
-                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+            if dist is not None:  # before the step: a non-finite loss on any rank leaves the weights untouched
+                dist.check_finite(net, grad_norm, loss, state.step, model.kind)
             optimizer.step()
             state.step += 1
             bar.update(1)
@@ -186,11 +187,15 @@ def fit_loop(
                     state.best_score = torch.where(improved, scores, state.best_score)
                 _keep_best(net, state, scores, improved)
                 state.bad_evals = 0 if bool(improved.any()) else state.bad_evals + 1
-                entry = {"step": state.step, "epoch": state.epoch, "train_loss": float(loss.detach()),
+                if dist is None:
+                    train_loss = float(loss.detach())
+                else:  # the global means, as one process would log them
+                    train_loss, last_parts = dist.mean_losses(loss, last_parts)
+                entry = {"step": state.step, "epoch": state.epoch, "train_loss": train_loss,
                          "holdout": float(scores.mean()), "best_holdout": float(state.best_score.mean()),
                          **{f"train_{k}": v for k, v in last_parts.items()}}
                 state.history.append(entry)
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", holdout=f"{entry['holdout']:.4f}",
+                bar.set_postfix(loss=f"{train_loss:.4f}", holdout=f"{entry['holdout']:.4f}",
                                 best=f"{entry['best_holdout']:.4f}")
                 if state.bad_evals >= cfg.patience > 0:
                     state.done = True

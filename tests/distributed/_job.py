@@ -59,6 +59,32 @@ def main(out: Path) -> None:
         except ValueError as e:
             errors[name] = str(e)
 
+    # a non-finite training loss on rank 1 only, at its 4th training step: with no per-step loss
+    # collective, both ranks must still stop at that step (their averaged gradients are non-finite
+    # alike), before the optimiser moves any weight, instead of one waiting for the other
+    from logo_fast.model.networks.logo import LogoNet
+
+    original, calls = LogoNet.losses, {"n": 0}
+
+    def poisoned(self, batch):
+        loss, parts = original(self, batch)
+        if self.training:
+            calls["n"] += 1
+            if ctx.rank == 1 and calls["n"] == 4:
+                loss = loss * float("nan")
+        return loss, parts
+
+    LogoNet.losses = poisoned
+    nan_model = LogoWorldModel(config=fit_config())
+    try:
+        fit_distributed(nan_model, train, holdout=holdout, progress=False)
+    except FloatingPointError as e:
+        errors["nan_loss"] = str(e)
+    finally:
+        LogoNet.losses = original
+    nan_weights_finite = all(bool(torch.isfinite(v).all()) for v in nan_model.net.state_dict().values()
+                             if v.is_floating_point())
+
     sampler = ShardedWeightedSampler(capacity=16, seed=11)
     sampler.extend(torch.tensor(SHARD_WEIGHTS[ctx.rank], dtype=torch.float64))
     slot_counts = torch.zeros(16, dtype=torch.int64)
@@ -72,7 +98,7 @@ def main(out: Path) -> None:
                 "statistics": model.net.statistics(), "slot_counts": slot_counts, "splits": torch.stack(splits),
                 "probs": torch.cat(probs), "whole": whole.net.state_dict(), "resumed": resumed.net.state_dict(),
                 "whole_history": whole.train_state.history, "resumed_history": resumed.train_state.history,
-                "errors": errors},
+                "errors": errors, "nan_weights_finite": nan_weights_finite},
                out / f"rank{ctx.rank}.pt")
     torch.distributed.destroy_process_group()
 

@@ -69,10 +69,21 @@ def test_resumed_fit_continues_every_ranks_sequence(two_rank_job):
 
 def test_bad_input_on_one_rank_fails_every_rank_alike(two_rank_job):
     r0, r1 = _ranks(two_rank_job)
-    assert r0["errors"].keys() == r1["errors"].keys() == {"nan", "batch"}
-    assert r0["errors"] == r1["errors"]
+    assert r0["errors"].keys() == r1["errors"].keys() == {"nan", "batch", "nan_loss"}
+    assert {k: v for k, v in r0["errors"].items() if k != "nan_loss"} == {
+        k: v for k, v in r1["errors"].items() if k != "nan_loss"}
     assert "rank 1: dataset episodes [4, 8)" in r0["errors"]["nan"] and "rank 0:" not in r0["errors"]["nan"]
     assert "batch_size 15 must be divisible by the 2 processes" in r0["errors"]["batch"]
+
+
+def test_non_finite_loss_on_one_rank_stops_every_rank_at_that_step(two_rank_job):
+    r0, r1 = _ranks(two_rank_job)
+    # rank 1's 4th step (step index 3) had a NaN loss; rank 0's own loss was finite and it stopped too
+    for r in (r0, r1):
+        assert "non-finite gradient at step 3" in r["errors"]["nan_loss"], r["errors"]["nan_loss"]
+        assert r["nan_weights_finite"]  # raised before the optimiser step
+    assert "this rank's loss nan" in r1["errors"]["nan_loss"]
+    assert "this rank's loss nan" not in r0["errors"]["nan_loss"]
 
 
 def test_sharded_sampler_matches_global_distribution(two_rank_job):

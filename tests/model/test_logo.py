@@ -165,6 +165,24 @@ def test_fit_rejects_invalid_dataset(discrete_ds):
     assert "obs" in str(e.value) and "rewards" in str(e.value)
 
 
+def test_non_finite_training_loss_stops_the_fit_before_the_weights_move(discrete_ds, monkeypatch):
+    original, calls = LogoNet.losses, {"n": 0}
+
+    def poisoned(self, batch):
+        loss, parts = original(self, batch)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                loss = loss * float("nan")
+        return loss, parts
+
+    monkeypatch.setattr(LogoNet, "losses", poisoned)
+    model = LogoWorldModel(config=small_config(max_steps=6))
+    with pytest.raises(FloatingPointError, match="non-finite training loss at step 2"):
+        model.fit(discrete_ds, progress=False)
+    assert all(torch.isfinite(v).all() for v in model.net.state_dict().values() if v.is_floating_point())
+
+
 def test_config_validation_lists_every_problem():
     with pytest.raises(ValueError) as e:
         WorldModelConfig(hidden=0, n_elites=9, pool="max")
