@@ -324,14 +324,3 @@ def test_smax_behaviour_cli_trains_resumes_and_exports(tmp_path, monkeypatch, ca
     sizes = entry.card["sizes"]
     assert shipped["actor.0.weight"].shape == (tiny.hidden, sizes["obs_dim"] + sizes["n_agents"])
 
-
-def test_mappo_lr_annealing_needs_the_run_length_and_map_overrides_are_fields():
-    from dataclasses import replace
-
-    from logo_fast.data.policies.ppo_smax import MAP_OVERRIDES, PPOConfig, make_update
-
-    with pytest.raises(ValueError, match="anneal_lr needs the run's n_updates"):
-        make_update("3m", PPOConfig(anneal_lr=True))  # refused before jax or the env is touched
-    for name, override in MAP_OVERRIDES.items():
-        cfg = replace(PPOConfig(), **override)  # a misspelt field raises TypeError here
-        assert cfg != PPOConfig(), name

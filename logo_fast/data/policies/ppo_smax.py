@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,17 +67,6 @@ class PPOConfig:
     """Updates between checkpoints."""
     time_limit: int = 100
     """Episode length limit (the adapter's default)."""
-    anneal_lr: bool = False
-    """Decay the learning rate linearly to 0 over the run's updates (fixes the run's length: a resume
-    must ask for the same ``--steps``)."""
-
-
-# Per-map departures from the defaults, each measured on this machine. 5m_vs_6m: with the defaults
-# (8M steps) the policy collapsed to entropy 0.16 at return 0.67 and win rate 0.02; these are
-# JaxMARL's final SMAX MAPPO sweep (lr 2e-3 annealed, no entropy bonus, gradient clip 0.25).
-MAP_OVERRIDES: dict[str, dict[str, Any]] = {
-    "5m_vs_6m": {"lr": 2e-3, "anneal_lr": True, "ent_coef": 0.0, "max_grad_norm": 0.25},
-}
 
 
 def _init_mlp(key, sizes: list[int], prefix: str, last_scale: float) -> dict[str, Any]:
@@ -100,13 +89,8 @@ def _mlp(params, x, prefix: str, n_layers: int = 3):
     return mlp_forward(params, x, prefix, n_layers, maximum=jnp.maximum)
 
 
-def make_update(map_name: str, cfg: PPOConfig, n_updates: int = 0):
-    """(init(key) -> runner, jitted update(runner) -> (runner, metrics), fresh battles, settle, sizes) for one map.
-
-    ``n_updates``: the run's length, needed only with ``cfg.anneal_lr``.
-    """
-    if cfg.anneal_lr and n_updates <= 0:
-        raise ValueError(f"make_update: anneal_lr needs the run's n_updates (> 0), got {n_updates}")
+def make_update(map_name: str, cfg: PPOConfig):
+    """(init(key) -> runner, jitted update(runner) -> (runner, metrics), fresh battles, settle, sizes) for one map."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -122,11 +106,7 @@ def make_update(map_name: str, cfg: PPOConfig, n_updates: int = 0):
     state_dim = int(ws0.shape[0])
     E, T = cfg.n_envs, cfg.n_steps
     eye = jnp.eye(N, dtype=jnp.float32)
-    lr: Any = cfg.lr
-    if cfg.anneal_lr:
-        # One optimiser step per minibatch; Adam's step count lives in the (resumable) optimiser state.
-        lr = optax.linear_schedule(cfg.lr, 0.0, n_updates * cfg.epochs * cfg.minibatches)
-    tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
+    tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=1e-5))
     v_reset, v_step = jax.vmap(reset_one), jax.vmap(step_one)
 
     def actor_logits(params, obs, avail):
@@ -331,12 +311,11 @@ def train_and_export(args: BehaviourArgs, work: Path, command: str) -> int:
     import jax
 
     _, map_name = args.env.split(":", 1)
-    cfg = replace(PPOConfig(), **MAP_OVERRIDES.get(map_name, {}))
-    per_update = cfg.n_envs * cfg.n_steps
-    n_updates = -(-args.steps // per_update)
+    cfg = PPOConfig()
     # Compiling the update takes minutes (SMAX's step is a large program): keep it across resumes.
     jax.config.update("jax_compilation_cache_dir", str(Path(args.work_dir).expanduser() / "xla_cache"))
-    init, update, fresh, settle, sizes = make_update(map_name, cfg, n_updates)
+    init, update, fresh, settle, sizes = make_update(map_name, cfg)
+    per_update = cfg.n_envs * cfg.n_steps
     resume = work / "resume.pkl"
     if resume.exists():
         with open(resume, "rb") as f:
@@ -345,12 +324,8 @@ def train_and_export(args: BehaviourArgs, work: Path, command: str) -> int:
             state.get("trainer_version") != TRAINER_VERSION
             or state["config"] != asdict(cfg)
             or state["seed"] != args.seed
-            or (cfg.anneal_lr and state.get("n_updates") != n_updates)
         ):
-            raise ValueError(
-                f"{resume} was written by another trainer version, config, seed or run length (--steps); "
-                "use a new --work-dir"
-            )
+            raise ValueError(f"{resume} was written by another trainer version, config or seed; use a new --work-dir")
         if not args.export_only:
             battles = fresh(jax.random.PRNGKey(args.seed + 7919 * (state["updates"] + 1)))
             runner = settle({**state["runner"], **battles})
@@ -363,7 +338,6 @@ def train_and_export(args: BehaviourArgs, work: Path, command: str) -> int:
             "trainer_version": TRAINER_VERSION,
             "config": asdict(cfg),
             "seed": args.seed,
-            "n_updates": n_updates,
             "updates": 0,
             "env_steps": 0,
             "wall_s": 0.0,
@@ -373,6 +347,7 @@ def train_and_export(args: BehaviourArgs, work: Path, command: str) -> int:
         }
     if state["random"] is None:
         state["random"] = _random_score(map_name, cfg, args.seed)
+    n_updates = -(-args.steps // per_update)
     start = time.perf_counter()
     wall0 = state["wall_s"]
     show = args.progress and not args.export_only
