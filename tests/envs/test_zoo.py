@@ -323,4 +323,3 @@ def test_smax_behaviour_cli_trains_resumes_and_exports(tmp_path, monkeypatch, ca
     assert shipped and all(k.startswith("actor.") for k in shipped)
     sizes = entry.card["sizes"]
     assert shipped["actor.0.weight"].shape == (tiny.hidden, sizes["obs_dim"] + sizes["n_agents"])
-
