@@ -19,9 +19,11 @@ declare -A FILES=(
   [smax_3s_vs_5z_medium]=smax_3s_vs_5z_medium_s0.h5
   [smax_5m_vs_6m_medium]=smax_5m_vs_6m_medium_s0.h5
   [hopper_3x1_medium]=mamujoco_Hopper-3x1_medium_s0.h5
+  [halfcheetah_6x1_medium]=mamujoco_HalfCheetah-6x1_medium_s0.h5
 )
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(mpe_spread_medium hopper_3x1_medium smax_2s3z_medium smax_3s_vs_5z_medium smax_5m_vs_6m_medium)
+[ ${#names[@]} -eq 0 ] && names=(mpe_spread_medium hopper_3x1_medium smax_2s3z_medium smax_3s_vs_5z_medium smax_5m_vs_6m_medium
+  halfcheetah_6x1_medium)
 for name in "${names[@]}"; do
   file=${FILES[$name]:?unknown dataset name $name}
   OMP_NUM_THREADS=1 "$PY" -m logo_fast.cli wm eval --dataset "$DATASETS/$file" --out "$RUNS/$name" \

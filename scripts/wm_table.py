@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-ORDER = ("mpe_spread_medium", "hopper_3x1_medium", "smax_2s3z_medium", "smax_3s_vs_5z_medium", "smax_5m_vs_6m_medium")
+ORDER = ("mpe_spread_medium", "hopper_3x1_medium", "halfcheetah_6x1_medium", "smax_2s3z_medium", "smax_3s_vs_5z_medium",
+         "smax_5m_vs_6m_medium")
 
 
 def pm(s: dict, digits: int = 2) -> str:

@@ -31,16 +31,21 @@ import numpy as np
 
 from .train import TrainArgs, load_config, resolve_config_path
 
-METHODS = {"bc": ("bc", "none"), "macql": ("macql", "none"), "macql+joint": ("macql", "joint"),
-           "macql+ensemble": ("macql", "ensemble"), "macql+logo": ("macql", "logo")}
+# method -> (learner, world model, extra train flags merged over the grid's "train" ones)
+METHODS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "bc": ("bc", "none", {}), "macql": ("macql", "none", {}), "macql+joint": ("macql", "joint", {}),
+    "macql+ensemble": ("macql", "ensemble", {}), "macql+logo": ("macql", "logo", {}),
+    # LOGO's deductive model predicting the absolute next state (an ablation of the delta default)
+    "macql+logo-abs": ("macql", "logo", {"wm": {"deductive_state": "absolute"}}),
+}
 METHOD_LABELS = {"bc": "BC", "macql": "MACQL", "macql+joint": "MACQL + joint MLP",
-                 "macql+ensemble": "MACQL + ensemble", "macql+logo": "MACQL + LOGO"}
+                 "macql+ensemble": "MACQL + ensemble", "macql+logo": "MACQL + LOGO",
+                 "macql+logo-abs": "MACQL + LOGO, absolute state"}
 # What a reader must know next to a scenario's numbers (data whose qualities barely differ).
+# Caveats about a scenario's data that the "Data:" line (which names the expert's source) does not say.
 DATA_NOTES = {
-    "smax:3s_vs_5z": "jaxmarl's heuristic does not kite: the scripted 'expert' scores 0.30 vs 0.21 for random, "
-                     "so the medium data sits in a narrow band and normalised scores are noisy.",
-    "mamujoco": "behaviour policies come from a 10-minute TD3 run: 'expert' is the best that budget reached, far "
-                "below published MaMuJoCo experts; the normalised score uses that expert dataset's return.",
+    "mamujoco": "expert = the zoo TD3 policy's best checkpoint, scored deterministically; the datasets act "
+                "with exploration noise (std 0.1), so the expert dataset's own mean return is lower.",
 }
 
 
@@ -137,10 +142,12 @@ def load_grid(path: str) -> tuple[dict[str, Any], list[Cell]]:
             continue
         for q in grid["qualities"]:
             for m in grid["methods"]:
-                learner, wm = METHODS[m]
+                learner, wm, extra = METHODS[m]
+                merged = {**train, **{k: {**train.get(k, {}), **v} if isinstance(v, dict) else v
+                                      for k, v in extra.items()}}
                 for seed in grid["seeds"]:
                     run_dir = runs_dir / f"{stem}_{q}" / m.replace("+", "_") / f"s{seed}"
-                    flags = {"quality": q, "method": learner, "world_model": wm, "seed": seed, **train,
+                    flags = {"quality": q, "method": learner, "world_model": wm, "seed": seed, **merged,
                              "out": str(run_dir)}
                     # A flag equal to the built-in default cannot override the file (see train.py):
                     # refuse such a grid instead of silently running the file's value.

@@ -94,3 +94,17 @@ def test_bad_grids_are_refused_before_any_run(tiny_grid):
     path.write_text(json.dumps(grid))
     with pytest.raises(ValueError, match=r"wm\.max_steps=3000 equals the built-in default"):
         load_grid(str(path))
+
+
+def test_a_method_s_own_flags_merge_over_the_grids(tiny_grid):
+    grid = json.loads((tiny_grid / "grid.json").read_text())
+    grid["methods"] = ["macql+logo", "macql+logo-abs"]
+    grid["train"]["wm"] = {"max_steps": 7}
+    path = tiny_grid / "grid_abs.json"
+    path.write_text(json.dumps(grid))
+    _, cells = load_grid(str(path))
+    plain, absolute = (" ".join(c.command) for c in cells)
+    # the grid's wm flags stay for both; only the ablation adds its own, and it runs in its own folder
+    assert "--wm.max-steps 7" in plain and "--wm.max-steps 7" in absolute
+    assert "--wm.deductive-state absolute" in absolute and "deductive-state" not in plain
+    assert cells[1].run_dir.parent.name == "macql_logo-abs"
