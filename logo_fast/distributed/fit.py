@@ -10,7 +10,9 @@ What each rank does (W ranks, ``config.batch_size`` = B, the global batch):
 3. computes the normalisers once over the union of the shards (float64 sums, minima and
    maxima all-reduced: the statistics one process would compute over the training split);
 4. trains through DistributedDataParallel (gradients averaged over the ranks after each
-   backward) on B / W rows per rank per step, drawn from its own shard's epoch permutations
+   backward: a step's only collective; the logged losses are averaged at evaluation steps,
+   and a non-finite loss on any rank stops every rank from the averaged gradients) on B / W
+   rows per rank per step, drawn from its own shard's epoch permutations
    (seeded by config.seed and the rank); the step count follows the global rows and B, so
    "epochs" mean what they mean in one process;
 5. scores the same fixed holdout subset one process would score, summed over the ranks'

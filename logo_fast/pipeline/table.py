@@ -41,7 +41,6 @@ METHODS: dict[str, tuple[str, str, dict[str, Any]]] = {
 METHOD_LABELS = {"bc": "BC", "macql": "MACQL", "macql+joint": "MACQL + joint MLP",
                  "macql+ensemble": "MACQL + ensemble", "macql+logo": "MACQL + LOGO",
                  "macql+logo-abs": "MACQL + LOGO, absolute state"}
-# What a reader must know next to a scenario's numbers (data whose qualities barely differ).
 # Caveats about a scenario's data that the "Data:" line (which names the expert's source) does not say.
 DATA_NOTES = {
     "mamujoco": "expert = the zoo TD3 policy's best checkpoint, scored deterministically; the datasets act "
