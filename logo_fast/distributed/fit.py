@@ -111,8 +111,7 @@ class FitHooks:
         rank's; ``mean_losses`` turns them into the global means where they are logged, and
         ``check_finite`` stops every rank alike on a non-finite loss anywhere.
         """
-        loss, parts = self.ddp(batch)
-        return loss, parts
+        return self.ddp(batch)
 
     def mean_losses(self, loss: torch.Tensor, parts: dict[str, float]) -> tuple[float, dict[str, float]]:
         """The loss and its parts averaged over the ranks (one all-reduce; at evaluation steps only),

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from torch import nn
 
 from ..data.schema import DatasetSpec
 from .base import GradHook, InputNormalizer, agent_inputs, check_batch, mlp, soft_update
+from .cql import CQLRows, cql_gap
 
 _KEYS = ("obs", "state", "actions", "rewards", "terminals", "next_obs", "next_state")
 _LOG_STD_MIN, _LOG_STD_MAX = -5.0, 2.0
@@ -58,7 +59,7 @@ class MACQLContinuousConfig:
     """Polyak rate of the target critics per update"""
     cql_alpha: float = 5.0
     """weight of the CQL regulariser"""
-    cql_rows: Literal["real", "all", "combo"] = "combo"
+    cql_rows: CQLRows = "combo"
     """rows the CQL term averages over: "combo" (COMBO, Yu et al. 2021: the logsumexp push-down over every row,
     synthetic states included, the data-Q push-up over real rows only), real rows only (source 0), or every row.
     Measured on Hopper-3x1 medium with LOGO, 3 seeds: "real" 47.9 ± 6.3 (the critic overrates synthetic
@@ -216,7 +217,6 @@ class MACQLContinuous:
             pi_a, pi_logp = self._sample(batch["obs"], n)
             npi_a, npi_logp = self._sample(batch["next_obs"], n)
         s_rep = state.unsqueeze(1).expand(-1, n, -1)
-        real = batch["source"] == 0 if cfg.cql_rows != "all" and "source" in batch else None
         # One critic pass over all 3n sampled joint actions gives both heads' values.
         acts = torch.cat([rand, pi_a, npi_a], dim=1)  # (B, 3n, N, act_dim)
         logp = torch.cat([rand_logp, pi_logp, npi_logp], dim=1)  # (B, 3n)
@@ -224,15 +224,7 @@ class MACQLContinuous:
         gaps = []
         for q_ood, q_data in ((q1_ood, q1), (q2_ood, q2)):
             ood = torch.logsumexp((q_ood - logp) / cfg.cql_temp, dim=1) * cfg.cql_temp  # (B,)
-            if real is None:
-                gaps.append((ood - q_data).mean())
-                continue
-            # a batch without real rows pushes nothing up
-            up = q_data[real].mean() if bool(real.any()) else q_data.sum() * 0.0
-            if cfg.cql_rows == "combo":  # push down at every state the learner trains on, synthetic ones too
-                gaps.append(ood.mean() - up)
-            else:  # real rows only
-                gaps.append((ood[real].mean() if bool(real.any()) else ood.sum() * 0.0) - up)
+            gaps.append(cql_gap(ood, q_data, batch.get("source"), cfg.cql_rows))
         cql = gaps[0] + gaps[1]
         return td + cfg.cql_alpha * cql, td, cql / 2, q1
 
