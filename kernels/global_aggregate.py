@@ -48,7 +48,7 @@ def _global_aggregate_kernel(
     # meta-parameters
     BLOCK_B: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_L: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_O: tl.constexpr, PREDICT_DELTA: tl.constexpr,
-    DOT_BF16: tl.constexpr, ROUND_BF16: tl.constexpr, PRECISION: tl.constexpr,
+    STATE_ABSOLUTE: tl.constexpr, DOT_BF16: tl.constexpr, ROUND_BF16: tl.constexpr, PRECISION: tl.constexpr,
 ):
     tl.static_assert(BLOCK_B >= 16 and BLOCK_C >= 16 and BLOCK_K >= 16 and BLOCK_O >= 16)
     pid = tl.program_id(0)
@@ -68,7 +68,7 @@ def _global_aggregate_kernel(
                   wa0_ptr, ba0_ptr, wa1_ptr, ba1_ptr, ws_ptr, bs_ptr, wo_ptr, bo_ptr,
                   next_state_ptr, aux_state_ptr, reward_ptr, term_ptr, avail_ptr, u_ptr, rows, rows64, row_ok,
                   S, H, L, NO, s_sb, s_ss,
-                  BLOCK_B, BLOCK_S, BLOCK_L, BLOCK_H, BLOCK_C, BLOCK_O, PREDICT_DELTA,
+                  BLOCK_B, BLOCK_S, BLOCK_L, BLOCK_H, BLOCK_C, BLOCK_O, PREDICT_DELTA, STATE_ABSOLUTE,
                   DOT_BF16, ROUND_BF16, PRECISION)
 
 
@@ -86,7 +86,8 @@ def global_aggregate_triton(meta: StepMeta, p: Prepared, t: Tiles, ded_in: torch
         out["next_state"], out["aux_state"], out["reward"], out["term_logit"], out["avail_logits"], out["u"],
         B, K, meta.state_dim, hidden, pooled.shape[1], NO, state.stride(0), state.stride(1),
         BLOCK_B=t.block_b, BLOCK_S=t.block_s, BLOCK_H=t.block_h, BLOCK_L=t.block_l, BLOCK_C=t.block_c,
-        BLOCK_K=t.block_k, BLOCK_O=t.block_o, PREDICT_DELTA=meta.predict_delta, DOT_BF16=dot_bf16,
+        BLOCK_K=t.block_k, BLOCK_O=t.block_o, PREDICT_DELTA=meta.predict_delta,
+        STATE_ABSOLUTE=meta.state_target == "absolute", DOT_BF16=dot_bf16,
         ROUND_BF16=round_bf16, PRECISION=precision, num_warps=t.num_warps,
     )
 
@@ -94,6 +95,9 @@ def global_aggregate_triton(meta: StepMeta, p: Prepared, t: Tiles, ded_in: torch
 def logo_step_two_kernel(meta: StepMeta, w: StepWeights, obs: torch.Tensor, state: torch.Tensor,
                          actions: torch.Tensor) -> dict[str, torch.Tensor]:
     """The same step as ``logo_step_fused`` in two launches (``local_predict``, ``global_aggregate``)."""
+    if meta.state_target not in ("delta", "absolute"):
+        raise ValueError(f"state_target={meta.state_target!r}: resolve a hybrid model per step first "
+                         "(logo_fast.reference.logo_step.resolve_state_form)")
     B = obs.shape[0]
     out = allocate_outputs(meta, obs)
     if B == 0:

@@ -200,9 +200,11 @@ def _global_heads(ded, pooled, state_ptr, sstat_ptr, rstat_ptr, bd0_ptr, wd1_ptr
                   S, H, L, NO, s_sb, s_ss,
                   BLOCK_B: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_H: tl.constexpr,
                   BLOCK_C: tl.constexpr, BLOCK_O: tl.constexpr, PREDICT_DELTA: tl.constexpr,
+                  STATE_ABSOLUTE: tl.constexpr,
                   DOT_BF16: tl.constexpr, ROUND_BF16: tl.constexpr, PRECISION: tl.constexpr):
     """From the deductive first-layer pre-activation ``ded`` (BLOCK_B, BLOCK_H) and the pooled latent
-    (BLOCK_B, BLOCK_L): the auxiliary head, the deductive heads and u, all written out."""
+    (BLOCK_B, BLOCK_L): the auxiliary head, the deductive heads and u, all written out.
+    ``STATE_ABSOLUTE``: the state head predicts the normalised next state, not its change."""
     hd = _silu(ded + _vec(bd0_ptr, 0, H, BLOCK_H, 0.0)[None, :])
     # auxiliary head L -> H (SiLU) -> S
     aux = tl.zeros((BLOCK_B, BLOCK_S), tl.float32)
@@ -254,7 +256,11 @@ def _global_heads(ded, pooled, state_ptr, sstat_ptr, rstat_ptr, bd0_ptr, wd1_ptr
     ds_mean = _vec(sstat_ptr + 2 * S, 0, S, BLOCK_S, 0.0)[None, :]
     ds_std = _vec(sstat_ptr + 3 * S, 0, S, BLOCK_S, 0.0)[None, :]
     u_scale = _vec(sstat_ptr + 4 * S, 0, S, BLOCK_S, 0.0)[None, :]
-    next_state = st + ds_mean + ds_std * (s_acc + _vec(bs_ptr, 0, S, BLOCK_S, 0.0)[None, :])
+    s_out = s_acc + _vec(bs_ptr, 0, S, BLOCK_S, 0.0)[None, :]
+    if STATE_ABSOLUTE:
+        next_state = s_mean + s_std * s_out
+    else:
+        next_state = st + ds_mean + ds_std * s_out
     if PREDICT_DELTA:
         aux_state = st + ds_mean + ds_std * aux
     else:
@@ -290,7 +296,7 @@ def _logo_step_fused_kernel(
     # meta-parameters
     BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_H: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_O: tl.constexpr,
-    DISCRETE: tl.constexpr, PREDICT_DELTA: tl.constexpr,
+    DISCRETE: tl.constexpr, PREDICT_DELTA: tl.constexpr, STATE_ABSOLUTE: tl.constexpr,
     DOT_BF16: tl.constexpr, ROUND_BF16: tl.constexpr, PRECISION: tl.constexpr,
 ):
     tl.static_assert(BLOCK_B >= 16 and BLOCK_D >= 16 and BLOCK_C >= 16 and BLOCK_K >= 16 and BLOCK_O >= 16)
@@ -321,7 +327,7 @@ def _logo_step_fused_kernel(
                   wa0_ptr, ba0_ptr, wa1_ptr, ba1_ptr, ws_ptr, bs_ptr, wo_ptr, bo_ptr,
                   next_state_ptr, aux_state_ptr, reward_ptr, term_ptr, avail_ptr, u_ptr, rows, rows64, row_ok,
                   S, H, L, NO, s_sb, s_ss,
-                  BLOCK_B, BLOCK_S, BLOCK_L, BLOCK_H, BLOCK_C, BLOCK_O, PREDICT_DELTA,
+                  BLOCK_B, BLOCK_S, BLOCK_L, BLOCK_H, BLOCK_C, BLOCK_O, PREDICT_DELTA, STATE_ABSOLUTE,
                   DOT_BF16, ROUND_BF16, PRECISION)
 
 
@@ -435,6 +441,9 @@ def logo_step_fused(meta: StepMeta, w: StepWeights, obs: torch.Tensor, state: to
     Returns the reference's dict (``avail_logits`` (B, N, 0) for continuous tasks). The caller
     (``logo_fast.ops.logo_step``) has checked the inputs and that this configuration is supported.
     """
+    if meta.state_target not in ("delta", "absolute"):
+        raise ValueError(f"state_target={meta.state_target!r}: resolve a hybrid model per step first "
+                         "(logo_fast.reference.logo_step.resolve_state_form)")
     B = obs.shape[0]
     out = allocate_outputs(meta, obs)
     if B == 0:
@@ -457,7 +466,8 @@ def logo_step_fused(meta: StepMeta, w: StepWeights, obs: torch.Tensor, state: to
             obs.stride(0), obs.stride(1), obs.stride(2), state.stride(0), state.stride(1), s_ab, s_an, s_ad,
             BLOCK_B=t.block_b, BLOCK_D=t.block_d, BLOCK_S=t.block_s, BLOCK_H=t.block_h, BLOCK_L=t.block_l,
             BLOCK_C=t.block_c, BLOCK_K=t.block_k, BLOCK_O=t.block_o, DISCRETE=bool(meta.n_actions),
-            PREDICT_DELTA=meta.predict_delta, DOT_BF16=dot_bf16, ROUND_BF16=round_bf16, PRECISION=precision,
+            PREDICT_DELTA=meta.predict_delta, STATE_ABSOLUTE=meta.state_target == "absolute",
+            DOT_BF16=dot_bf16, ROUND_BF16=round_bf16, PRECISION=precision,
             num_warps=t.num_warps,
         )
     return out
@@ -474,7 +484,7 @@ FUSED_AOT_SHAPES = [
 ]
 TWO_KERNEL_AOT_SHAPES = [(27, 60, 216, 30, 1, 256, 64), (6, 128, 256, 0, 8, 512, 128)]
 _CONSTEXPRS = ("BLOCK_B", "BLOCK_D", "BLOCK_S", "BLOCK_H", "BLOCK_L", "BLOCK_C", "BLOCK_K", "BLOCK_O", "DISCRETE",
-               "PREDICT_DELTA", "DOT_BF16", "ROUND_BF16", "PRECISION")
+               "PREDICT_DELTA", "STATE_ABSOLUTE", "DOT_BF16", "ROUND_BF16", "PRECISION")
 _F32_ARGS = {"ostat_ptr", "sstat_ptr", "rstat_ptr", "astat_ptr", "abias_ptr"}
 
 
@@ -489,7 +499,8 @@ def _specs(fn, shapes) -> list[dict]:
             t = tiles(meta, hidden, latent, dtype == "bf16")
             values = dict(BLOCK_B=t.block_b, BLOCK_D=t.block_d, BLOCK_S=t.block_s, BLOCK_H=t.block_h,
                           BLOCK_L=t.block_l, BLOCK_C=t.block_c, BLOCK_K=t.block_k, BLOCK_O=t.block_o,
-                          DISCRETE=bool(na), PREDICT_DELTA=True, DOT_BF16=dtype == "bf16", ROUND_BF16=False,
+                          DISCRETE=bool(na), PREDICT_DELTA=True, STATE_ABSOLUTE=False, DOT_BF16=dtype == "bf16",
+                          ROUND_BF16=False,
                           PRECISION="tf32")
             sig, constexprs = {}, {}
             for name in names:

@@ -217,7 +217,7 @@ class WorldModel:
 
     # ---- prediction ---------------------------------------------------------------------------
     def _predict(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor,
-                 generator: torch.Generator | None = None) -> StepResult:
+                 generator: torch.Generator | None = None, state_is_prediction: bool = False) -> StepResult:
         """Validated tensors in, clipped and checked StepResult out (chunked over rows)."""
         net = self.net
         net.eval()
@@ -227,7 +227,7 @@ class WorldModel:
             for i in range(0, obs.shape[0], chunk):
                 o = net.clip_obs(obs[i : i + chunk])
                 s = net.clip_state(state[i : i + chunk])
-                p = net.predict(o, s, actions[i : i + chunk], generator)
+                p = net.predict(o, s, actions[i : i + chunk], generator, state_is_prediction)
                 bad = None
                 for k in ("next_obs", "next_state", "reward", "term_logit", "avail_logits", "u"):
                     if p.get(k) is None:
@@ -273,18 +273,22 @@ class WorldModel:
         return check_step_inputs(self.spec, obs, state, actions, avail, self.device,
                                  self.action_low, self.action_high, what=what)
 
-    def step(self, obs: Any, state: Any, actions: Any, avail: Any = None) -> StepResult:
+    def step(self, obs: Any, state: Any, actions: Any, avail: Any = None,
+             state_is_prediction: bool = False) -> StepResult:
         """Predict one step for a batch of rows (any number; chunked by ``config.step_chunk``).
 
         obs: (B, N, obs_dim) float, state: (B, state_dim) float, actions: (B, N) int (discrete)
         or (B, N, act_dim) float (continuous), avail: (B, N, n_actions) bool or None. numpy or
-        torch. Inputs are clipped to the data bounds widened by ``config.clip_margin`` before
-        prediction and predictions to the same bounds after. Bad input (shapes, dtypes, NaN/Inf,
-        agent count, out-of-range or unavailable actions) raises one ValueError listing every
-        problem; a non-finite prediction raises ``NonFinitePredictionError`` naming the rows.
+        torch. ``state_is_prediction``: the state is the model's own earlier prediction (every
+        rollout step after the first); LOGO with ``deductive_state="hybrid"`` then infers the next
+        state from the local predictions alone, other models ignore it. Inputs are clipped to the
+        data bounds widened by ``config.clip_margin`` before prediction and predictions to the same
+        bounds after. Bad input (shapes, dtypes, NaN/Inf, agent count, out-of-range or unavailable
+        actions) raises one ValueError listing every problem; a non-finite prediction raises
+        ``NonFinitePredictionError`` naming the rows.
         """
         obs, state, actions, _ = self._check(obs, state, actions, avail, "step")
-        return self._predict(obs, state, actions)
+        return self._predict(obs, state, actions, state_is_prediction=state_is_prediction)
 
     def rollout(
         self,

@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 DeductiveContext = Literal["none", "reward", "all"]
 AuxEncoder = Literal["shared", "separate"]
-DeductiveState = Literal["delta", "absolute"]
+DeductiveState = Literal["delta", "absolute", "hybrid"]
 SelectBy = Literal["state_obs", "weighted"]
 Pool = Literal["mean", "attention"]
 ObsLoss = Literal["mse", "nll"]
@@ -45,7 +45,7 @@ class WorldModelConfig:
     deductive_context: DeductiveContext = "none"
     """Inputs of the deductive model beyond the local predictions: none (the paper's local-to-global model), reward (state and joint action for the reward, termination and avail heads) or all (for every head); the last two are ablations."""  # noqa: E501
     deductive_state: DeductiveState = "delta"
-    """What LOGO's deductive state head predicts: delta (the change from the current state, added to it) or absolute (the next state itself, inferred from the local predictions alone, so its error does not accumulate over a rollout)."""  # noqa: E501
+    """What LOGO's deductive state head predicts: delta (the change from the current state, added to it), absolute (the next state itself, inferred from the local predictions alone, so its error does not accumulate over a rollout) or hybrid (both heads: delta from a real state, absolute from a predicted one, i.e. every rollout step after the first)."""  # noqa: E501
     aux_encoder: AuxEncoder = "shared"
     """The uncertainty's second path: shared (the auxiliary-state head pools the local encoder's latents) or separate (its own encoder, the paper's "additional encoder")."""  # noqa: E501
     outcome_dropout: float = 0.0
@@ -77,7 +77,7 @@ class WorldModelConfig:
     """Weight of LOGO's regulariser: the deductive losses on the local model's own (detached) predictions, so the deductive model stays accurate at rollout time."""  # noqa: E501
     # ---- model selection ----------------------------------------------------------------------
     select_by: SelectBy = "state_obs"
-    """What early stopping and the kept weights follow on the holdout: state_obs (normalised next-state + next-obs error in rollout mode, what the reports measure) or weighted (the weighted training losses in rollout mode)."""  # noqa: E501
+    """What early stopping and the kept weights follow on the holdout: state_obs (normalised next-state + next-obs error in rollout mode, what the reports measure) or weighted (the weighted training losses in rollout mode); with deductive_state=hybrid both add the absolute head's state error."""  # noqa: E501
     # ---- ensemble (EnsembleWorldModel only) ---------------------------------------------------
     n_members: int = 7
     """Ensemble size (MOPO: 7)."""

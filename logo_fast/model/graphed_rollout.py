@@ -320,7 +320,7 @@ class GraphedRollout:
         return a, safe, bad.reshape(B, -1).any(1)
 
     def _predict(
-        self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor
+        self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor, state_is_prediction: bool
     ) -> tuple[StepResult, torch.Tensor]:
         """``WorldModel._predict`` without its host checks: -> StepResult, (B,) bool non-finite rows."""
         model, net = self.model, self.model.net
@@ -329,7 +329,7 @@ class GraphedRollout:
         for i in range(0, obs.shape[0], chunk):
             o = net.clip_obs(obs[i : i + chunk])
             s = net.clip_state(state[i : i + chunk])
-            outs.append(net.predict(o, s, actions[i : i + chunk], self.sample_gen))
+            outs.append(net.predict(o, s, actions[i : i + chunk], self.sample_gen, state_is_prediction))
         cat = {k: (None if outs[0].get(k) is None else torch.cat([o[k] for o in outs])) for k in outs[0]}
         bad = torch.zeros(obs.shape[0], dtype=torch.bool, device=obs.device)
         for k in ("next_obs", "next_state", "reward", "term_logit", "avail_logits", "u"):
@@ -337,11 +337,16 @@ class GraphedRollout:
                 bad = bad | ~torch.isfinite(cat[k]).reshape(cat[k].shape[0], -1).all(1)
         return model._step_result(cat), bad
 
-    def step(self) -> None:
-        """One horizon step on the static buffers (what the graph captures; callable eagerly)."""
+    def step(self, state_is_prediction: bool = True) -> None:
+        """One horizon step on the static buffers (what the graph captures; callable eagerly).
+
+        ``state_is_prediction``: False for the first step only (the starts' states are real); the
+        graph captures a later step, and ``run`` runs the first one eagerly where that matters
+        (a hybrid LOGO model switches its state head).
+        """
         b = self.bufs
         raw, safe, bad_a = self._checked_actions(self._policy_actions())
-        res, bad_p = self._predict(b.obs, b.state, safe)
+        res, bad_p = self._predict(b.obs, b.state, safe, state_is_prediction)
         alive = b.alive
         keep = alive if self.u_threshold is None else alive & (res.u <= self.u_threshold)
         reward = res.reward - self.penalty * res.u if self.penalty else res.reward
@@ -455,13 +460,16 @@ class GraphedRollout:
                 self.bufs.reset(obs, state, avail)
                 self._capture(obs, state, avail)
             self.bufs.reset(obs, state, avail)
-            for _ in progress_bar(
+            # The captured step treats its input state as a prediction; for a model whose step
+            # depends on that (hybrid LOGO) the first step, from the real starts, runs eagerly.
+            first_differs = self.model.kind == "logo" and net.cfg.deductive_state == "hybrid"
+            for h in progress_bar(
                 range(self.horizon), desc=f"rollout {self.model.kind} (graph)", quiet=not progress, unit="step"
             ):
-                if self.graph is not None:
+                if self.graph is not None and not (h == 0 and first_differs):
                     self.graph.replay()
                 else:
-                    self.step()
+                    self.step(state_is_prediction=h > 0)
         self._raise_first_error()
         return self._collect(row)
 
@@ -480,7 +488,8 @@ class GraphedRollout:
             rows = torch.nonzero(b.bad_action[h][live]).flatten().tolist()
             raise ValueError(f"{what}: bad actions in rows {rows[:16]}")  # not reached: _check names them
         # the eager step on the same rows raises the eager loop's NonFinitePredictionError (same rows)
-        self.model._predict(b.obs_t[h][live], b.state_t[h][live], b.actions[h][live], self.sample_gen)
+        self.model._predict(b.obs_t[h][live], b.state_t[h][live], b.actions[h][live], self.sample_gen,
+                            state_is_prediction=h > 0)
         idx = torch.nonzero(b.bad_pred[h][live]).flatten().tolist()
         # reached only when the rerun's fresh sampling draws (ensemble) came out finite
         raise ValueError(f"{type(self.model).__name__}: non-finite prediction in rows {idx[:16]}")

@@ -245,7 +245,7 @@ class ImaginedParallelEnv(pettingzoo.ParallelEnv):
         joint, replaced = self._joint_action(actions)
         o, s, a, av = self.model._check(self._obs, self._state, joint.to(self._obs.device), self._avail,
                                         "ImaginedParallelEnv.step")
-        res = self.model._predict(o, s, a, self._member_gen)
+        res = self.model._predict(o, s, a, self._member_gen, state_is_prediction=self._t > 0)
         self._obs, self._state = res.next_obs.clone(), res.next_state.clone()
         if self._avail is not None:
             self._avail = res.next_avail.clone()

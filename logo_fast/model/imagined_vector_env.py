@@ -304,7 +304,7 @@ class ImaginedVectorEnv:
         reward = torch.zeros(self.num_envs, device=self._obs.device)
         av = None if self._avail is None else self._avail[live]
         o, s, a, av = self.model._check(self._obs[live], self._state[live], joint[live], av, "ImaginedVectorEnv.step")
-        res = self.model._predict(o, s, a, self._member_gen)
+        res = self.model._predict(o, s, a, self._member_gen, state_is_prediction=self._t > 0)
         self._obs[live] = res.next_obs
         self._state[live] = res.next_state
         if self._avail is not None:

@@ -18,7 +18,10 @@ class LogoWorldModel(WorldModel):
         model.save("wm.pt"); model = LogoWorldModel.load("wm.pt")
 
     ``step`` returns the deductive model's next state; ``u`` is the L2 distance between the
-    auxiliary-state head's and the deductive model's next state in normalised state units.
+    auxiliary-state head's and the deductive model's next state in normalised state units. If you
+    step your own loop from predicted states, pass ``state_is_prediction=True`` after the first
+    step (``rollout``, the imagined envs and ``wm eval`` do): with ``deductive_state="hybrid"`` the
+    model then infers the state with its absolute head, so the error does not accumulate.
     """
 
     kind = "logo"

@@ -118,7 +118,7 @@ def open_loop_metrics(model, store, start_steps: np.ndarray, end_steps: np.ndarr
         if idx.numel() == 0:
             break
         steps = t[idx]
-        res = model.step(obs[idx], state[idx], store.actions[steps])
+        res = model.step(obs[idx], state[idx], store.actions[steps], state_is_prediction=h > 0)
         nxt = store.next_row[steps]
         s_err = _normalised_se(res.next_state.cpu(), store.state[nxt], var["next_state"])
         o_err = _normalised_se(res.next_obs.cpu(), store.obs[nxt], var["next_obs"], mask)

@@ -209,7 +209,9 @@ def evaluate_models(
                     "holdout_episodes": n_ep, "eval_rows": int(positions.numel()),
                     "open_loop_starts": int(len(ol_starts)), "open_loop_from": open_loop_from},
         "config": cfg.to_dict(),
-        "selection": _SELECTION_RULES[cfg.select_by],
+        "selection": _SELECTION_RULES[cfg.select_by] + (
+            "; LOGO's hybrid state head adds its absolute head's next-state error"
+            if cfg.deductive_state == "hybrid" else ""),
         "horizons": list(range(1, horizon + 1)),
         "torch_threads": torch.get_num_threads(),
         "models": {},

@@ -160,7 +160,8 @@ def rollout(
         av = None if avail is None else avail[live]
         acts = policy(o, av)
         o, s, acts, av = model._check(o, s, acts, av, f"rollout: policy actions at horizon step {h}")
-        res = model._predict(o, s, acts, sample_gen)
+        # from step 1 on the state is the model's own prediction (hybrid LOGO switches state head)
+        res = model._predict(o, s, acts, sample_gen, state_is_prediction=h > 0)
         keep = torch.ones_like(res.terminal) if u_threshold is None else res.u <= u_threshold
         stop = res.terminal | ~keep
         k = keep

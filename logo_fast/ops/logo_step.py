@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from ..backend import BackendUnavailableError, choose_backend, requested_backend
-from ..reference.logo_step import Layers, StepMeta, StepWeights
+from ..reference.logo_step import Layers, StepMeta, StepWeights, resolve_state_form
 from ..reference.logo_step import logo_step as logo_step_reference
 
 # StepWeights fields that are single tensors, in the flattened op input's order; the Layers fields follow.
@@ -89,7 +89,8 @@ def step_path(meta: StepMeta, weights: StepWeights, dtype: torch.dtype = torch.f
     """Which path the Triton backend would run for this model: ("fused" | "two_kernel" | "reference", why).
 
     The Triton kernels cover the default LOGO configuration: shared weights, the shared
-    auxiliary encoder, mean pooling, deductive context "none", layers = 2, fp32/bf16. Everything
+    auxiliary encoder, mean pooling, deductive context "none", layers = 2, fp32/bf16, with any
+    deductive state form (delta, absolute, hybrid: a step runs one of the first two). Everything
     else runs the reference (which is always correct); the reason names what is missing.
     """
     why = []
@@ -101,8 +102,6 @@ def step_path(meta: StepMeta, weights: StepWeights, dtype: torch.dtype = torch.f
         why.append(f"pool={meta.pool!r} (only mean pooling is fused)")
     if meta.context != "none":
         why.append(f"deductive_context={meta.context!r} (an ablation; only 'none' is fused)")
-    if meta.state_target != "delta":
-        why.append(f"deductive_state={meta.state_target!r} (the kernels compute the delta form)")
     if len(weights.encoder.weights) != 3 or len(weights.ded_trunk.weights) != 2:
         why.append(f"layers={len(weights.encoder.weights) - 1} (the kernels are written for layers=2)")
     if dtype not in _TRITON_DTYPES:
@@ -202,17 +201,20 @@ def _problems(meta: StepMeta, weights: StepWeights, obs, state, actions) -> list
 
 
 def logo_step(meta: StepMeta, weights: StepWeights, obs: torch.Tensor, state: torch.Tensor,
-              actions: torch.Tensor) -> dict[str, torch.Tensor | None]:
+              actions: torch.Tensor, state_is_prediction: bool = False) -> dict[str, torch.Tensor | None]:
     """One LOGO step on raw tensors: obs (B, N, D), state (B, S), actions (B, N) int or (B, N, act_dim).
 
     Returns next_obs (B, N, D), next_state (B, S), aux_state (B, S), reward (B,), term_logit (B,),
     avail_logits (B, N, n_actions) or None and u (B,); see
-    ``logo_fast.reference.logo_step.logo_step``. Raises one ValueError listing every problem with
-    the inputs before any work.
+    ``logo_fast.reference.logo_step.logo_step``. ``state_is_prediction`` (hybrid models only):
+    ``state`` came from the model, so the absolute state head runs. Raises one ValueError listing
+    every problem with the inputs before any work.
     """
     problems = _problems(meta, weights, obs, state, actions)
     if problems:
         raise ValueError("logo_step: bad input:\n  - " + "\n  - ".join(problems))
+    # The op and the kernels see a single-form model (delta or absolute) per call.
+    meta, weights = resolve_state_form(meta, weights, state_is_prediction)
     tensors, layout = flatten_weights(weights)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (obs, state, *tensors)):
         # Forward-only kernels: a step that autograd must see runs the differentiable reference.

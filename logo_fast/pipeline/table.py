@@ -37,10 +37,12 @@ METHODS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "macql+ensemble": ("macql", "ensemble", {}), "macql+logo": ("macql", "logo", {}),
     # LOGO's deductive model predicting the absolute next state (an ablation of the delta default)
     "macql+logo-abs": ("macql", "logo", {"wm": {"deductive_state": "absolute"}}),
+    # both state heads: delta from a real start state, absolute once the state is a prediction
+    "macql+logo-hybrid": ("macql", "logo", {"wm": {"deductive_state": "hybrid"}}),
 }
 METHOD_LABELS = {"bc": "BC", "macql": "MACQL", "macql+joint": "MACQL + joint MLP",
                  "macql+ensemble": "MACQL + ensemble", "macql+logo": "MACQL + LOGO",
-                 "macql+logo-abs": "MACQL + LOGO, absolute state"}
+                 "macql+logo-abs": "MACQL + LOGO, absolute state", "macql+logo-hybrid": "MACQL + LOGO, hybrid state"}
 # Caveats about a scenario's data that the "Data:" line (which names the expert's source) does not say.
 DATA_NOTES = {
     "mamujoco": "expert = the zoo TD3 policy's best checkpoint, scored deterministically; the datasets act "

@@ -25,6 +25,10 @@ local model's normalised predicted deltas plus the normalised absolute predicted
 the next state as a normalised delta. ``"reward"`` and ``"all"`` add (state, joint action) to
 the outcome heads / to every head: ablations, not defaults. ``state_target="absolute"`` makes the
 deductive state head predict the normalised next state itself instead of its change.
+``state_target="hybrid"`` has both heads (2S outputs: the delta's S columns, then the absolute
+state's): a step from a real state adds the delta (the more accurate one-step form), a step from a
+predicted state (every rollout step after the first) infers the state from the local predictions
+alone, so a rollout's state error does not accumulate (``resolve_state_form``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import torch.nn.functional as F
 
 CONTEXTS = ("none", "reward", "all")
 POOLS = ("mean", "attention")
+STATE_TARGETS = ("delta", "absolute", "hybrid")
 
 
 class StepMeta(NamedTuple):
@@ -49,7 +54,8 @@ class StepMeta(NamedTuple):
     predict_delta: bool  # the local obs head predicts a normalised change (else a normalised absolute)
     pool: str  # "mean" | "attention"
     context: str  # "none" | "reward" | "all"
-    state_target: str = "delta"  # the deductive state head predicts a normalised "delta" or the "absolute" state
+    # the deductive state head predicts a normalised "delta", the "absolute" state or both ("hybrid")
+    state_target: str = "delta"
 
 
 class Layers(NamedTuple):
@@ -225,16 +231,31 @@ def local_predict(meta: StepMeta, w: StepWeights, obs_n: torch.Tensor, state_n: 
     return z, head, aux
 
 
+def resolve_state_form(meta: StepMeta, w: StepWeights, state_is_prediction: bool) -> tuple[StepMeta, StepWeights]:
+    """A hybrid model as the single-form model one step runs: (meta, weights) with ``state_target``
+    "delta" (a real input state) or "absolute" (a predicted one) and the deductive state head cut to
+    that form's S columns (views, no copy). Other models come back unchanged."""
+    if meta.state_target != "hybrid":
+        return meta, w
+    S = meta.state_dim
+    cols = slice(S, 2 * S) if state_is_prediction else slice(0, S)
+    head = Layers([*w.ded_state.weights[:-1], w.ded_state.weights[-1][..., cols]],
+                  [*w.ded_state.biases[:-1], w.ded_state.biases[-1][..., cols]])
+    return meta._replace(state_target="absolute" if state_is_prediction else "delta"), w._replace(ded_state=head)
+
+
 def logo_step(meta: StepMeta, w: StepWeights, obs: torch.Tensor, state: torch.Tensor,
-              actions: torch.Tensor) -> dict[str, torch.Tensor | None]:
+              actions: torch.Tensor, state_is_prediction: bool = False) -> dict[str, torch.Tensor | None]:
     """One LOGO step on raw tensors: the reference every backend of ``logo_step`` is checked against.
 
     obs: (B, N, D), state: (B, S), actions: (B, N) int (discrete) or (B, N, act_dim) float.
+    ``state_is_prediction``: ``state`` is itself a model prediction (read by hybrid models only).
     Returns raw next_obs (B, N, D) (padding exactly 0), next_state (B, S) from the deductive
     model, aux_state (B, S) from the auxiliary head, reward (B,), term_logit (B,), avail_logits
     (B, N, n_actions) or None, and u (B,) = ||(aux_state - next_state) * u_scale||_2, the two
     paths' disagreement in normalised state units over the varying state features.
     """
+    meta, w = resolve_state_form(meta, w, state_is_prediction)
     D = meta.obs_dim
     obs_n, state_n, act = normalise(meta, w, obs, state, actions)
     _, head, aux = local_predict(meta, w, obs_n, state_n, act)

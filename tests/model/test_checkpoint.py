@@ -13,9 +13,10 @@ from logo_fast.model import EnsembleWorldModel, JointWorldModel, LogoWorldModel,
 from .conftest import small_config
 
 
-@pytest.mark.parametrize("cls", [LogoWorldModel, JointWorldModel, EnsembleWorldModel])
-def test_save_load_gives_identical_outputs(tmp_path, discrete_ds, cls):
-    model = cls(config=small_config(epochs=2)).fit(discrete_ds, progress=False)
+@pytest.mark.parametrize(("cls", "cfg"), [(LogoWorldModel, {}), (LogoWorldModel, {"deductive_state": "hybrid"}),
+                                          (JointWorldModel, {}), (EnsembleWorldModel, {})])
+def test_save_load_gives_identical_outputs(tmp_path, discrete_ds, cls, cfg):
+    model = cls(config=small_config(epochs=2, **cfg)).fit(discrete_ds, progress=False)
     path = tmp_path / "wm.pt"
     model.save(str(path))
     assert sorted(os.listdir(tmp_path)) == ["wm.pt"], "no temp file may be left behind"
@@ -23,9 +24,11 @@ def test_save_load_gives_identical_outputs(tmp_path, discrete_ds, cls):
     anyk = load_world_model(path)
     assert type(anyk) is cls and loaded.config == model.config and loaded.spec == model.spec
     args = (discrete_ds.obs[:30], discrete_ds.state[:30], discrete_ds.actions[:30], discrete_ds.avail_actions[:30])
-    a, b = model.step(*args), loaded.step(*args)
-    for f in ("next_obs", "next_state", "reward", "terminal_prob", "next_avail", "u"):
-        assert torch.equal(getattr(a, f), getattr(b, f)), f
+    for from_prediction in (False, True):
+        a = model.step(*args, state_is_prediction=from_prediction)
+        b = loaded.step(*args, state_is_prediction=from_prediction)
+        for f in ("next_obs", "next_state", "reward", "terminal_prob", "next_avail", "u"):
+            assert torch.equal(getattr(a, f), getattr(b, f)), f
     if cls is EnsembleWorldModel:
         assert loaded.elites == model.elites
 

@@ -175,6 +175,16 @@ def test_static_step_equals_eager_loop_continuous(fitted_logo_cont, hetero_cont_
     assert_same_rollout(eager, static_rollout(model, edge_policy, starts, 8))
 
 
+def test_static_step_equals_eager_loop_hybrid_state_head(discrete_ds):
+    """A hybrid LOGO model switches its state head after the first step: the static-buffer loop does
+    it at the same step as the eager loop (``run``'s first step is eager when a graph is captured)."""
+    model = long_lived(LogoWorldModel(config=small_config(epochs=1, deductive_state="hybrid")).fit(
+        discrete_ds, progress=False), discrete_ds, fraction=0.3)
+    eager = model.rollout(first_available, starts=np.arange(16), horizon=5)
+    assert_multi_step(eager, 5)
+    assert_same_rollout(eager, static_rollout(model, first_available, np.arange(16), 5))
+
+
 @pytest.mark.parametrize("cls", [JointWorldModel, EnsembleWorldModel])
 def test_static_step_equals_eager_loop_baselines(discrete_ds, cls):
     # the ensemble's mean step (sample_members=False) is deterministic; the penalty is applied to u

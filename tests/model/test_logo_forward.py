@@ -115,6 +115,32 @@ def test_absolute_deductive_state_is_a_function_of_the_local_predictions_alone(d
         assert (not torch.allclose(p0["next_state"], p1["next_state"])) == moves, target
 
 
+def test_hybrid_state_head_is_the_delta_head_from_a_real_state_and_the_absolute_one_from_a_prediction(discrete_ds):
+    """deductive_state="hybrid": its state head's first S columns are a delta model's head, the next S an
+    absolute model's; a step runs the first from a real state and the second from a predicted one, and
+    every other output is the same either way."""
+    b = _batch(discrete_ds)
+    hybrid = _random_net(discrete_ds, deductive_state="hybrid")
+    S = discrete_ds.spec.state_dim
+    assert hybrid.ded_state.weight.shape[-1] == 2 * S
+    p_real = hybrid.predict(b["obs"], b["state"], b["actions"])
+    p_pred = hybrid.predict(b["obs"], b["state"], b["actions"], state_is_prediction=True)
+    for form, cols, p in (("delta", slice(0, S), p_real), ("absolute", slice(S, 2 * S), p_pred)):
+        single = _random_net(discrete_ds, deductive_state=form)
+        sd = hybrid.state_dict()
+        for k in ("ded_state.weight", "ded_state.bias"):
+            sd[k] = sd[k][..., cols]
+        single.load_state_dict(sd)
+        q = single.predict(b["obs"], b["state"], b["actions"])
+        for k in ("next_obs", "next_state", "aux_state", "reward", "term_logit", "avail_logits", "u"):
+            torch.testing.assert_close(p[k], q[k], rtol=0, atol=0, msg=lambda m, k=k, f=form: f"{f} {k}: {m}")
+    assert not torch.allclose(p_real["next_state"], p_pred["next_state"])
+    # non-hybrid models ignore the flag
+    delta = _random_net(discrete_ds)
+    torch.testing.assert_close(delta.predict(b["obs"], b["state"], b["actions"], state_is_prediction=True),
+                               delta.predict(b["obs"], b["state"], b["actions"]), rtol=0, atol=0)
+
+
 def test_step_is_the_reference_and_u_depends_on_the_auxiliary_path(discrete_ds):
     net = _random_net(discrete_ds)
     b = _batch(discrete_ds)

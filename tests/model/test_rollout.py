@@ -54,6 +54,47 @@ def test_rollout_start_is_the_dataset_index(fitted_logo, discrete_ds):
     assert d["start"][d["horizon_step"] == 0].tolist() == [0, 1, 2]
 
 
+def test_hybrid_state_head_switches_after_the_first_step(discrete_ds):
+    """deductive_state="hybrid": a rollout's first step (a real start state) adds the delta, every later
+    step infers the state with the absolute head; the open-loop report and the imagined env do the same."""
+    from logo_fast.model import LogoWorldModel
+    from logo_fast.model.metrics import open_loop_metrics
+    from logo_fast.model.transitions import TransitionStore
+
+    model = LogoWorldModel(config=small_config(deductive_state="hybrid")).fit(discrete_ds, progress=False)
+    with torch.no_grad():  # long-lived rows, so the later steps exist
+        model.net.ded_outcome.bias[0, 1] = -20.0
+    out = model.rollout(first_available, starts=np.arange(10), horizon=4)
+    for h in range(4):
+        rows = out["horizon_step"] == h
+        assert rows.sum() == 10
+        o, s, a = out["obs"][rows], out["state"][rows], out["actions"][rows]
+        want = model.step(o, s, a, state_is_prediction=h > 0).next_state
+        other = model.step(o, s, a, state_is_prediction=h == 0).next_state
+        torch.testing.assert_close(out["next_state"][rows], want, rtol=0, atol=0)
+        assert not torch.allclose(out["next_state"][rows], other)
+    # open loop: step 2's state error is that of the absolute head fed the model's own step-1 state
+    store = TransitionStore(discrete_ds)
+    starts = np.array([0, 20, 40])
+    var = {"next_state": store.state.var(0) + 1e-6, "next_obs": store.obs.var(0) + 1e-6}
+    got = open_loop_metrics(model, store, starts, starts + 20, 2, var)
+    first = model.step(store.obs[starts], store.state[starts], store.actions[starts])
+    second = model.step(first.next_obs, first.next_state, store.actions[starts + 1], state_is_prediction=True)
+    nxt = store.next_row[starts + 1]
+    want = float(((second.next_state - store.state[nxt]).square() / var["next_state"]).mean())
+    assert got["state_nmse"][1] == pytest.approx(want, rel=1e-5)
+    # the imagined env: reset from real states, then two steps
+    env = ImaginedVectorEnv(model, starts=np.arange(4), horizon=3)
+    _, infos = env.reset(seed=0)
+    for h in range(2):
+        s, o = torch.as_tensor(env.state()).clone(), env._obs.clone()
+        acts = {a: infos[a]["action_mask"].argmax(-1) for a in env.agents}
+        joint = torch.as_tensor(np.stack([acts[a] for a in env.agents], 1))
+        _, _, _, _, infos = env.step(acts)
+        want = model.step(o, s, joint, state_is_prediction=h > 0).next_state
+        torch.testing.assert_close(torch.as_tensor(env.state()), want, rtol=0, atol=0)
+
+
 def test_rollout_u_threshold_drops_and_stops(fitted_logo):
     free = fitted_logo.rollout(first_available, starts=np.arange(30), horizon=5)
     thr = float(free["u"].median())

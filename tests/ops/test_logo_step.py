@@ -84,12 +84,12 @@ def make_inputs(net: LogoNet, B: int, seed: int = 1, strided: bool = False):
     return obs, state, act
 
 
-def reference64(net: LogoNet, obs, state, act) -> dict:
+def reference64(net: LogoNet, obs, state, act, state_is_prediction: bool = False) -> dict:
     net64 = LogoNet(net.spec, net.cfg).double()
     net64.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in net.state_dict().items()})
     a = act if net.meta.n_actions else act.double()
     with torch.no_grad():
-        return ref.logo_step(net64.meta, net64.step_weights(), obs.double(), state.double(), a)
+        return ref.logo_step(net64.meta, net64.step_weights(), obs.double(), state.double(), a, state_is_prediction)
 
 
 def assert_matches(got: dict, want: dict, dtype, n_actions: int):
@@ -102,13 +102,15 @@ def assert_matches(got: dict, want: dict, dtype, n_actions: int):
         torch.testing.assert_close(got[k].double(), v, rtol=rtol, atol=atol, msg=lambda m, k=k: f"{k}: {m}")
 
 
-def _run_kernel(path, net, obs, state, act):
+def _run_kernel(path, net, obs, state, act, state_is_prediction: bool = False):
     from logo_fast.kernels.global_aggregate import logo_step_two_kernel
     from logo_fast.kernels.logo_step import logo_step_fused
 
     fn = logo_step_fused if path == "fused" else logo_step_two_kernel
     with torch.no_grad():
-        return fn(net.meta, net.step_weights(), obs, state, act)
+        # the kernels run single-form models; the op resolves a hybrid one the same way first
+        meta, w = ref.resolve_state_form(net.meta, net.step_weights(), state_is_prediction)
+        return fn(meta, w, obs, state, act)
 
 
 KERNEL_GRID = ([("fused", c, torch.float32, False) for c in CASES]
@@ -134,6 +136,27 @@ def test_triton_kernels_match_float64_reference(path, case, dtype, strided):
     assert_matches(got, want, dtype, net.meta.n_actions)
     pad = ~torch.as_tensor(net.spec.obs_mask()).to(DEVICE)
     assert (got["next_obs"][:, pad] == 0).all(), "padded observation features must be exactly 0"
+
+
+@needs_triton
+@pytest.mark.parametrize("path", ["fused", "two_kernel"])
+@pytest.mark.parametrize(("form", "state_is_prediction"), [("absolute", False), ("hybrid", False), ("hybrid", True)])
+def test_triton_kernels_match_float64_reference_for_every_state_form(monkeypatch, path, form, state_is_prediction):
+    """The absolute state head (STATE_ABSOLUTE) and a hybrid model's two heads, kernel and op vs the reference."""
+    *dims, B = CASES["six_hetero_cont_abs"] if path == "two_kernel" else CASES["three_hetero_disc"]
+    net = make_net(*dims, deductive_state=form).to(DEVICE)
+    obs, state, act = (t.to(DEVICE) for t in make_inputs(net, B, strided=True))
+    want = reference64(net, obs, state, act, state_is_prediction)
+    assert_matches(_run_kernel(path, net, obs, state, act, state_is_prediction), want, torch.float32,
+                   net.meta.n_actions)
+    if path == "fused":  # through the op, which resolves the hybrid model itself
+        monkeypatch.setenv("LOGO_FAST_BACKEND", "triton")
+        with torch.no_grad():
+            got = net.predict(obs, state, act, state_is_prediction=state_is_prediction)
+        assert_matches(got, want, torch.float32, net.meta.n_actions)
+    if form == "hybrid":  # the two heads differ, so the comparison above tells them apart
+        other = reference64(net, obs, state, act, not state_is_prediction)
+        assert not torch.allclose(other["next_state"], want["next_state"])
 
 
 @needs_triton

@@ -70,7 +70,7 @@ class FixedErrorModel:
         self.u = self.U if u is None else u
         self.has_uncertainty = has_uncertainty
 
-    def step(self, obs, state, actions, avail=None) -> StepResult:
+    def step(self, obs, state, actions, avail=None, state_is_prediction=False) -> StepResult:
         row = state[:, 0].long()
         t = state[:, 0:1]
         true_state = torch.cat([t + 1, torch.full_like(t, 5.0)], 1)
@@ -146,7 +146,7 @@ class DriftModel:
     device = torch.device("cpu")
     has_uncertainty = True
 
-    def step(self, obs, state, actions, avail=None) -> StepResult:
+    def step(self, obs, state, actions, avail=None, state_is_prediction=False) -> StepResult:
         B = state.shape[0]
         next_obs = obs + torch.tensor([[1.0, 1.0], [2.0, 1.0]])
         return StepResult(next_obs=next_obs, next_state=state + torch.tensor([1.5, 0.0]), reward=torch.zeros(B),

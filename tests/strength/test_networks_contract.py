@@ -15,6 +15,7 @@ import torch
 
 from logo_fast.data import make_toy_dataset
 from logo_fast.model.networks import LogoNet, masked_nll
+from logo_fast.model.networks.losses import row_mse
 from logo_fast.model.transitions import TransitionStore, TransitionTable
 
 from .conftest import small_config
@@ -36,7 +37,7 @@ def _batch(ds, n=16):
     return {k: (v.double() if v.is_floating_point() else v) for k, v in b.items()}
 
 
-@pytest.mark.parametrize("deductive_state", ["delta", "absolute"])
+@pytest.mark.parametrize("deductive_state", ["delta", "absolute", "hybrid"])
 def test_training_loss_is_the_weighted_parts_plus_the_rollout_mode_regulariser(disc_ds, deductive_state):
     """LOGO's loss (DESIGN.md §1) = w_obs obs + w_recon recon + w_aux aux + the weighted outcome losses on the
     true next obs + w_reg x the same outcome losses on the model's own predictions, which is the outcome part
@@ -48,7 +49,7 @@ def test_training_loss_is_the_weighted_parts_plus_the_rollout_mode_regulariser(d
     with torch.no_grad():
         total, parts = net.losses(b)
         p = net.predict(b["obs"], b["state"], b["actions"])
-        delta = deductive_state == "delta"
+        delta = deductive_state != "absolute"
         rollout_parts = net.outcome_losses(
             net.state_target(b["state"], p["next_state"], delta),
             delta,
@@ -57,8 +58,14 @@ def test_training_loss_is_the_weighted_parts_plus_the_rollout_mode_regulariser(d
             p["avail_logits"],
             b,
         )
-    assert set(parts) == {"obs", "recon", "aux", "state", "reward", "term", "avail"}
-    outcome_w = {"state": cfg.w_state, "reward": cfg.w_reward, "term": cfg.w_term, "avail": cfg.w_avail}
+        if deductive_state == "hybrid":  # the absolute head's loss: what a step from a predicted state runs
+            p_abs = net.predict(b["obs"], b["state"], b["actions"], state_is_prediction=True)
+            rollout_parts["state_abs"] = row_mse(net.state_target(b["state"], p_abs["next_state"], False),
+                                                 net.state_target(b["state"], b["next_state"], False))
+    hybrid = {"state_abs"} if deductive_state == "hybrid" else set()
+    assert set(parts) == {"obs", "recon", "aux", "state", "reward", "term", "avail"} | hybrid
+    outcome_w = {"state": cfg.w_state, "reward": cfg.w_reward, "term": cfg.w_term, "avail": cfg.w_avail,
+                 **({"state_abs": cfg.w_state} if hybrid else {})}
     reg = sum(outcome_w[k] * float(v.mean()) for k, v in rollout_parts.items())
     want = (
         cfg.w_obs * parts["obs"]

@@ -123,9 +123,10 @@ class EnsembleNet(WorldNet):
         return weighted + cfg.w_term * self._outcome(term, avail, batch)
 
     def predict(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor,
-                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                generator: torch.Generator | None = None, state_is_prediction: bool = False) -> dict[str, torch.Tensor]:
         """Mean of the elites (``generator`` None) or, with a generator, MOPO sampling: a random elite per
-        row and a Gaussian draw from it. u (B,) = max over elites of ||std|| (normalised units)."""
+        row and a Gaussian draw from it. u (B,) = max over elites of ||std|| (normalised units).
+        ``state_is_prediction`` is read by LOGO's hybrid state form only (ignored here)."""
         B, N, D = obs.shape
         S = state.shape[1]
         mean, logstd, term, avail = self.forward_n(obs, state, actions)

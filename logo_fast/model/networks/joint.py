@@ -58,8 +58,9 @@ class JointNet(WorldNet):
         return (self.cfg.w_obs * mse + self.weighted(parts))[:, None]
 
     def predict(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor,
-                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Same outputs as ``LogoNet.predict`` (actions raw); u is all zeros (the joint model has no uncertainty)."""
+                generator: torch.Generator | None = None, state_is_prediction: bool = False) -> dict[str, torch.Tensor]:
+        """Same outputs as ``LogoNet.predict`` (actions raw); u is all zeros (the joint model has no uncertainty).
+        ``state_is_prediction`` is read by LOGO's hybrid state form only (ignored here)."""
         mu, _, s, r, t, a = self.forward_n(obs, state, actions)
         return {"next_obs": self.obs_from_target(obs, mu),
                 "next_state": self.state_from_target(state, s, self.cfg.predict_delta),

@@ -10,7 +10,8 @@ the losses and model selection. Which inputs each part sees (DESIGN.md §1):
 - auxiliary-state path: the agents' latents (of the local encoder, or of a separate encoder
   with ``aux_encoder="separate"``, the paper's "additional encoder") pooled -> next state;
 - deductive model: only the local predictions (normalised predicted deltas and normalised
-  absolute predicted next obs) -> next-state delta, reward, termination, next avail logits;
+  absolute predicted next obs) -> next-state delta (``deductive_state``: or the absolute next
+  state, or both for "hybrid"), reward, termination, next avail logits;
   ``deductive_context`` "reward"/"all" add (s, a) to the outcome heads / every head (ablations).
 - u = ||aux_state - ded_state|| in normalised state units over the varying state features.
 """
@@ -26,7 +27,7 @@ from ...data.schema import DatasetSpec
 from ...reference import logo_step as ref
 from ..config import WorldModelConfig
 from .layers import GroupLinear, GroupMLP, soft_clamp
-from .losses import masked_mse, masked_nll, row_mse
+from .losses import masked_mse, masked_nll, row_mse, scaled_error
 from .world import WorldNet
 
 # Soft bounds on predicted log-stds (normalised units): wide enough for any data, tight
@@ -65,7 +66,8 @@ class LogoNet(WorldNet):
         ctx = S + A
         self.ded_trunk = GroupMLP(1, N * 2 * D + (ctx if cfg.deductive_context == "all" else 0), H, H,
                                   cfg.layers - 1)
-        self.ded_state = GroupLinear(1, H, S)
+        # hybrid: S delta columns, then S absolute-state columns (ref.resolve_state_form picks per step)
+        self.ded_state = GroupLinear(1, H, S * (2 if cfg.deductive_state == "hybrid" else 1))
         n_avail = N * spec.n_actions if spec.discrete else 0
         self.ded_outcome = GroupLinear(1, H + (ctx if cfg.deductive_context == "reward" else 0), 2 + n_avail)
 
@@ -121,34 +123,65 @@ class LogoNet(WorldNet):
         obs_in = torch.cat([self.norm_obs(next_obs), self.norm_obs(pred_next)])
         s, r, t, a = ref.deduce(meta, w, delta_in, obs_in, state_n.repeat(2, 1), act.repeat(2, *[1] * (act.dim() - 1)),
                                 outcome_dropout=cfg.outcome_dropout if self.training else 0.0)
-        B, delta = obs.shape[0], cfg.deductive_state == "delta"
-        true_parts = self.outcome_losses(s[:B], delta, r[:B], t[:B], None if a is None else a[:B], batch)
-        reg_parts = self.outcome_losses(s[B:], delta, r[B:], t[B:], None if a is None else a[B:], batch)
+        B = obs.shape[0]
+        true_parts = self._outcome_parts(s[:B], r[:B], t[:B], None if a is None else a[:B], batch)
+        reg_parts = self._outcome_parts(s[B:], r[B:], t[B:], None if a is None else a[B:], batch)
         total = (cfg.w_obs * l_obs.mean() + cfg.w_recon * l_recon.mean() + cfg.w_aux * l_aux.mean()
                  + self.weighted(true_parts).mean() + cfg.w_reg * self.weighted(reg_parts).mean())
         parts = {"obs": l_obs.mean(), "recon": l_recon.mean(), "aux": l_aux.mean(),
                  **{k: v.mean() for k, v in true_parts.items()}}
         return total, {k: float(v.detach()) for k, v in parts.items()}
 
+    def _outcome_parts(self, state_out, reward_out, term_logit, avail_logits, batch) -> dict[str, torch.Tensor]:
+        """Per-row outcome losses of the deductive heads; a hybrid model's state head has both forms'
+        losses ("state" on the delta columns, "state_abs" on the absolute ones, each weighted w_state)."""
+        form, S = self.cfg.deductive_state, self.spec.state_dim
+        parts = self.outcome_losses(state_out[:, :S], form != "absolute", reward_out, term_logit, avail_logits, batch)
+        if form == "hybrid":
+            parts["state_abs"] = row_mse(state_out[:, S:],
+                                         self.state_target(batch["state"], batch["next_state"], False))
+        return parts
+
+    def weighted(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        rest = {k: v for k, v in parts.items() if k != "state_abs"}
+        out = super().weighted(rest)
+        return out + self.cfg.w_state * parts["state_abs"] if "state_abs" in parts else out
+
     def holdout_error(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, 1): the selection score (``WorldNet.holdout_error``) of the rollout-mode step."""
+        """(B, 1): the selection score (``WorldNet.holdout_error``) of the rollout-mode step.
+
+        A hybrid model is scored on both state forms: the one-step score from the real state (delta)
+        plus the absolute head's state error (its rollout form), so the kept weights serve both.
+        """
         p = self.predict(batch["obs"], batch["state"], batch["actions"])
+        hybrid = self.cfg.deductive_state == "hybrid"
+        p_abs = None
+        if hybrid:
+            p_abs = self.predict(batch["obs"], batch["state"], batch["actions"], state_is_prediction=True)
         if self.cfg.select_by == "state_obs":
-            return self.state_obs_error(batch, p["next_obs"], p["next_state"])[:, None]
+            score = self.state_obs_error(batch, p["next_obs"], p["next_state"])
+            if hybrid:
+                score = score + scaled_error(p_abs["next_state"], batch["next_state"], 1.0 / self.state_std,
+                                             self.state_live)
+            return score[:, None]
         obs_t = self.obs_target(batch["obs"], batch["next_obs"])
         l_obs = masked_mse(self.obs_target(batch["obs"], p["next_obs"]), obs_t, self.obs_mask)
-        delta = self.cfg.deductive_state == "delta"
+        delta = self.cfg.deductive_state != "absolute"
         parts = self.outcome_losses(self.state_target(batch["state"], p["next_state"], delta), delta,
                                     self.reward_target(p["reward"]), p["term_logit"], p["avail_logits"], batch)
+        if hybrid:
+            parts["state_abs"] = row_mse(self.state_target(batch["state"], p_abs["next_state"], False),
+                                         self.state_target(batch["state"], batch["next_state"], False))
         return (self.cfg.w_obs * l_obs + self.weighted(parts))[:, None]
 
     # ---- prediction ----------------------------------------------------------------------------
     def predict(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor,
-                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                generator: torch.Generator | None = None, state_is_prediction: bool = False) -> dict[str, torch.Tensor]:
         """One LOGO step on raw tensors; see ``logo_fast.reference.logo_step.logo_step`` for the outputs.
 
         obs: (B, N, D), state: (B, S), actions: (B, N) int or (B, N, act_dim) float (raw).
+        ``state_is_prediction``: ``state`` came from the model (a hybrid model then uses its absolute head).
         """
         from ...ops.logo_step import logo_step
 
-        return logo_step(self.meta, self.step_weights(), obs, state, actions)
+        return logo_step(self.meta, self.step_weights(), obs, state, actions, state_is_prediction)
