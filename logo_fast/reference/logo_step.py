@@ -40,7 +40,6 @@ import torch.nn.functional as F
 
 CONTEXTS = ("none", "reward", "all")
 POOLS = ("mean", "attention")
-STATE_TARGETS = ("delta", "absolute", "hybrid")
 
 
 class StepMeta(NamedTuple):
