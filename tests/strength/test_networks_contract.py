@@ -15,7 +15,7 @@ import torch
 
 from logo_fast.data import make_toy_dataset
 from logo_fast.model.networks import LogoNet, masked_nll
-from logo_fast.model.networks.losses import row_mse
+from logo_fast.model.networks.losses import masked_mse, row_mse
 from logo_fast.model.transitions import TransitionStore, TransitionTable
 
 from .conftest import small_config
@@ -121,3 +121,23 @@ def test_rollout_clip_allows_the_configured_margin_only(disc_ds):
     torch.testing.assert_close(got[0], torch.full((S,), -2.5, dtype=torch.float64), rtol=0, atol=2e-6)
     torch.testing.assert_close(got[1], torch.full((S,), 3.5, dtype=torch.float64), rtol=0, atol=2e-6)
     assert torch.equal(got[2], x[2])
+
+
+def test_hybrid_weighted_holdout_score_counts_both_state_heads(disc_ds):
+    """select_by="weighted" on a hybrid model: w_obs obs + the weighted outcome losses of the real-state
+    step (delta head) + w_state x the absolute head's state loss from a predicted-state step."""
+    net = _random_net(disc_ds, 3, deductive_state="hybrid", select_by="weighted", **WEIGHTS).eval()
+    b = _batch(disc_ds)
+    with torch.no_grad():
+        got = net.holdout_error(b)[:, 0]
+        p = net.predict(b["obs"], b["state"], b["actions"])
+        p_abs = net.predict(b["obs"], b["state"], b["actions"], state_is_prediction=True)
+        obs = masked_mse(net.obs_target(b["obs"], p["next_obs"]), net.obs_target(b["obs"], b["next_obs"]), net.obs_mask)
+        parts = net.outcome_losses(net.state_target(b["state"], p["next_state"], True), True,
+                                   net.reward_target(p["reward"]), p["term_logit"], p["avail_logits"], b)
+        cfg = net.cfg
+        want = (cfg.w_obs * obs + cfg.w_state * parts["state"] + cfg.w_reward * parts["reward"]
+                + cfg.w_term * parts["term"] + cfg.w_avail * parts["avail"]
+                + cfg.w_state * row_mse(net.state_target(b["state"], p_abs["next_state"], False),
+                                        net.state_target(b["state"], b["next_state"], False)))
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)

@@ -142,11 +142,6 @@ class LogoNet(WorldNet):
                                          self.state_target(batch["state"], batch["next_state"], False))
         return parts
 
-    def weighted(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
-        rest = {k: v for k, v in parts.items() if k != "state_abs"}
-        out = super().weighted(rest)
-        return out + self.cfg.w_state * parts["state_abs"] if "state_abs" in parts else out
-
     def holdout_error(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, 1): the selection score (``WorldNet.holdout_error``) of the rollout-mode step.
 
@@ -166,12 +161,12 @@ class LogoNet(WorldNet):
             return score[:, None]
         obs_t = self.obs_target(batch["obs"], batch["next_obs"])
         l_obs = masked_mse(self.obs_target(batch["obs"], p["next_obs"]), obs_t, self.obs_mask)
-        delta = self.cfg.deductive_state != "absolute"
-        parts = self.outcome_losses(self.state_target(batch["state"], p["next_state"], delta), delta,
-                                    self.reward_target(p["reward"]), p["term_logit"], p["avail_logits"], batch)
+        # the predictions back in the heads' target units (a hybrid model: [delta | absolute] columns)
+        state_out = self.state_target(batch["state"], p["next_state"], self.cfg.deductive_state != "absolute")
         if hybrid:
-            parts["state_abs"] = row_mse(self.state_target(batch["state"], p_abs["next_state"], False),
-                                         self.state_target(batch["state"], batch["next_state"], False))
+            state_out = torch.cat([state_out, self.state_target(batch["state"], p_abs["next_state"], False)], -1)
+        parts = self._outcome_parts(state_out, self.reward_target(p["reward"]), p["term_logit"], p["avail_logits"],
+                                    batch)
         return (self.cfg.w_obs * l_obs + self.weighted(parts))[:, None]
 
     # ---- prediction ----------------------------------------------------------------------------

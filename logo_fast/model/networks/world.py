@@ -155,8 +155,11 @@ class WorldNet(nn.Module):
         return out
 
     def weighted(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Per-row weighted sum (B,) of outcome parts with the config's w_state/w_reward/w_term/w_avail."""
-        w = {"state": self.cfg.w_state, "reward": self.cfg.w_reward, "term": self.cfg.w_term, "avail": self.cfg.w_avail}
+        """Per-row weighted sum (B,) of outcome parts with the config's w_state/w_reward/w_term/w_avail
+        ("state_abs", a hybrid LOGO head's absolute-state loss, weighs like the state)."""
+        cfg = self.cfg
+        w = {"state": cfg.w_state, "state_abs": cfg.w_state, "reward": cfg.w_reward, "term": cfg.w_term,
+             "avail": cfg.w_avail}
         return sum(w[k] * v for k, v in parts.items())
 
     # ---- model selection ---------------------------------------------------------------------
