@@ -147,7 +147,11 @@ def inputs(spec, B: int, device, dtype, seed: int = 1):
 
 def eager_concat_step(meta: ref.StepMeta, w: ref.StepWeights, obs, state, actions) -> dict:
     """The step before the split algebra: every agent's encoder input is the concatenation
-    [o_i, one-hot joint action, s, e_i] (N copies of the action and state), one matmul each layer."""
+    [o_i, one-hot joint action, s, e_i] (N copies of the action and state), one matmul each layer.
+    A step from a real state: a hybrid model runs its delta head."""
+    meta, w = ref.resolve_state_form(meta, w, state_is_prediction=False)
+    if meta.state_target != "delta":
+        raise ValueError(f"eager_concat_step states the delta form only, not {meta.state_target!r}")
     D = meta.obs_dim
     obs_n, state_n, act = ref.normalise(meta, w, obs, state, actions)
     B, N, _ = obs_n.shape

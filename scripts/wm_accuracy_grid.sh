@@ -5,13 +5,15 @@
 # continues where it stopped. Reports (not checkpoints) are copied to bench/results/wm_accuracy/.
 #
 #   scripts/wm_accuracy_grid.sh [NAME ...]     # default: every dataset below
-#   DATASETS=datasets RUNS=runs/wm_grid SEEDS=0,1,2 STEPS=6000 scripts/wm_accuracy_grid.sh mpe
+#   DATASETS=datasets RUNS=runs/wm_grid SEEDS=0,1,2 STEPS=6000 scripts/wm_accuracy_grid.sh mpe_spread_medium
+#   MODELS=logo,joint scripts/wm_accuracy_grid.sh     # a first pass without the (slow) ensemble
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASETS=${DATASETS:-datasets}
 RUNS=${RUNS:-runs/wm_grid}
 SEEDS=${SEEDS:-0,1,2}
 STEPS=${STEPS:-6000}
+MODELS=${MODELS:-logo,joint,ensemble}
 PY=${PY:-.venv/bin/python}
 declare -A FILES=(
   [mpe_spread_medium]=mpe_simple_spread_medium_s0.h5
@@ -27,7 +29,7 @@ names=("$@")
 for name in "${names[@]}"; do
   file=${FILES[$name]:?unknown dataset name $name}
   OMP_NUM_THREADS=1 "$PY" -m logo_fast.cli wm eval --dataset "$DATASETS/$file" --out "$RUNS/$name" \
-    --seeds "$SEEDS" --model.max-steps "$STEPS" --open-loop-from any_step --threads 1 --no-progress
+    --models "$MODELS" --seeds "$SEEDS" --model.max-steps "$STEPS" --open-loop-from any_step --threads 1 --no-progress
   mkdir -p "bench/results/wm_accuracy/$name"
   cp "$RUNS/$name"/report.{json,md} "$RUNS/$name/error_vs_horizon.png" "bench/results/wm_accuracy/$name/"
 done

@@ -44,8 +44,8 @@ class WorldModelConfig:
     """How the auxiliary-state head pools the agents' latents: mean or attention."""
     deductive_context: DeductiveContext = "none"
     """Inputs of the deductive model beyond the local predictions: none (the paper's local-to-global model), reward (state and joint action for the reward, termination and avail heads) or all (for every head); the last two are ablations."""  # noqa: E501
-    deductive_state: DeductiveState = "delta"
-    """What LOGO's deductive state head predicts: delta (the change from the current state, added to it), absolute (the next state itself, inferred from the local predictions alone, so its error does not accumulate over a rollout) or hybrid (both heads: delta from a real state, absolute from a predicted one, i.e. every rollout step after the first)."""  # noqa: E501
+    deductive_state: DeductiveState = "hybrid"
+    """What LOGO's deductive state head predicts: delta (the change from the current state, added to it), absolute (the next state itself, inferred from the local predictions alone, so its error does not accumulate over a rollout) or hybrid (the default: both heads, the delta from a real state and the absolute head from a predicted one, i.e. every rollout step after the first; measured in bench/results/wm_accuracy/ablations/)."""  # noqa: E501
     aux_encoder: AuxEncoder = "shared"
     """The uncertainty's second path: shared (the auxiliary-state head pools the local encoder's latents) or separate (its own encoder, the paper's "additional encoder")."""  # noqa: E501
     outcome_dropout: float = 0.0

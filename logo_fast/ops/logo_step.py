@@ -70,7 +70,13 @@ def unflatten_weights(tensors: list[torch.Tensor], layout: list[int]) -> StepWei
 
 
 def meta_ints_of(meta: StepMeta) -> list[int]:
-    """The op's ``meta_ints`` argument: the StepMeta's sizes and switches as ints."""
+    """The op's ``meta_ints`` argument: the StepMeta's sizes and switches as ints.
+
+    The op runs one state form per call: a hybrid model is resolved first
+    (``reference.logo_step.resolve_state_form``), which also cuts its state head to S columns."""
+    if meta.state_target not in ("delta", "absolute"):
+        raise ValueError(f"meta_ints_of: state_target {meta.state_target!r}; resolve a hybrid model to the form "
+                         "one step runs first (reference.logo_step.resolve_state_form)")
     return [meta.n_agents, meta.obs_dim, meta.state_dim, meta.n_actions, meta.act_dim, int(meta.predict_delta),
             int(meta.state_target == "absolute")]
 

@@ -10,13 +10,18 @@ the seeds, and ``train``: flags applied to every run (e.g. ``{"updates": 20000, 
 "datasets"}``). Each cell runs as its own process (at most ``parallel`` at a time) in its own
 folder, so a killed table resumes: finished cells are in the store (one JSON line each) and are
 skipped; unfinished ones rerun the same command, which resumes from the run's checkpoint.
-Only cells in the store appear in ``docs/results.md`` as numbers; the rest say "not run".
+A stored cell counts as finished only while the settings it ran with (the run's resolved
+``TrainArgs``, recorded with it) equal what its command resolves to now: a changed default (e.g.
+LOGO's deductive state head) makes it stale, and the table reruns it from scratch instead of
+reusing it. Only fresh cells appear in ``docs/results.md`` as numbers; the rest say "not run" or
+"stale".
 ``notes`` (optional): markdown paragraphs rendered at the end of the page, for what was measured
 around the grid (ablations with their commands, what limits a method).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -29,20 +34,29 @@ from typing import Any
 
 import numpy as np
 
+from ..data.envs.registry import parse_env_id
 from .train import TrainArgs, load_config, resolve_config_path
 
 # method -> (learner, world model, extra train flags merged over the grid's "train" ones)
 METHODS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bc": ("bc", "none", {}), "macql": ("macql", "none", {}), "macql+joint": ("macql", "joint", {}),
-    "macql+ensemble": ("macql", "ensemble", {}), "macql+logo": ("macql", "logo", {}),
-    # LOGO's deductive model predicting the absolute next state (an ablation of the delta default)
+    "macql+ensemble": ("macql", "ensemble", {}),
+    # the default LOGO: both deductive state heads (the delta from a real start state, the absolute
+    # state once the state is a prediction)
+    "macql+logo": ("macql", "logo", {}),
+    # ablations of the state head: the delta form alone (the default before the hybrid head), the absolute one alone
+    "macql+logo-delta": ("macql", "logo", {"wm": {"deductive_state": "delta"}}),
     "macql+logo-abs": ("macql", "logo", {"wm": {"deductive_state": "absolute"}}),
-    # both state heads: delta from a real start state, absolute once the state is a prediction
-    "macql+logo-hybrid": ("macql", "logo", {"wm": {"deductive_state": "hybrid"}}),
 }
 METHOD_LABELS = {"bc": "BC", "macql": "MACQL", "macql+joint": "MACQL + joint MLP",
                  "macql+ensemble": "MACQL + ensemble", "macql+logo": "MACQL + LOGO",
-                 "macql+logo-abs": "MACQL + LOGO, absolute state", "macql+logo-hybrid": "MACQL + LOGO, hybrid state"}
+                 "macql+logo-delta": "MACQL + LOGO, delta state only",
+                 "macql+logo-abs": "MACQL + LOGO, absolute state only"}
+# TrainArgs fields that say where a run reads and writes or how it reports, not what it computes:
+# a finished cell stays valid when only these differ.
+_PLACE_FIELDS = frozenset({"config", "out", "data_dir", "threads", "progress", "log_every", "resume",
+                           "restart_on_mismatch", "tensorboard", "checkpoint_every", "rollout_cuda_graph"})
+_SECTIONS = frozenset({"wm", "macql", "macql_continuous", "bc"})  # TrainArgs' nested configs
 # Caveats about a scenario's data that the "Data:" line (which names the expert's source) does not say.
 DATA_NOTES = {
     "mamujoco": "expert = the zoo TD3 policy's best checkpoint, scored deterministically; the datasets act "
@@ -203,6 +217,64 @@ def _short(path: str) -> str:
         return str(path)
 
 
+def resolved_args(cell: Cell) -> dict[str, Any]:
+    """The settings the cell's command runs with (its config file, the flags, every default), as JSON values."""
+    args = load_config(cell.command[5], overrides=_parse_flags(cell))
+    return json.loads(json.dumps(dataclasses.asdict(args), default=str))
+
+
+def _sections_read(args: dict[str, Any]) -> set[str]:
+    """The config sections a run reads: its learner's (the continuous MACQL on MaMuJoCo) and the world
+    model's when it has one. A default changed in a section it does not read leaves it valid."""
+    continuous = parse_env_id(args["env"])[0] == "mamujoco"
+    learner = {"bc": {"bc"}, "macql": {"macql_continuous" if continuous else "macql"}}.get(args["method"], _SECTIONS)
+    return set(learner) | ({"wm"} if args.get("world_model", "none") != "none" else set())
+
+
+def _differences(ran: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the fields set in both whose values differ (fields one side lacks, i.e. settings
+    added or removed since the run, are not compared; nor are the sections the run does not read)."""
+    out = []
+    unread = _SECTIONS - _sections_read(now) if not prefix else set()
+    for k in sorted(set(ran) & set(now)):
+        if not prefix and (k in _PLACE_FIELDS or k in unread):
+            continue
+        a, b = ran[k], now[k]
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} then, {b!r} now")
+    return out
+
+
+def fresh_cells(cells: list[Cell], store: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]],
+                                                                              dict[str, str]]:
+    """-> (fresh records by key, stale cells' reasons by key) for the cells found in ``store``.
+
+    A record is fresh when the settings it ran with (``args``; for records written before the
+    store kept them, the run folder's report.json) equal the cell's ``resolved_args`` now."""
+    fresh, stale = {}, {}
+    now_cache: dict[str, dict[str, Any]] = {}
+    for c in cells:
+        rec = store.get(c.key)
+        if rec is None:
+            continue
+        ran = rec.get("args")
+        if ran is None:  # an older store: the run's own report says what it ran with
+            report = c.run_dir / "report.json"
+            ran = json.loads(report.read_text()).get("args") if report.is_file() else None
+        if ran is None:
+            stale[c.key] = "its settings were not recorded"
+            continue
+        now = now_cache.setdefault(c.key, resolved_args(c))
+        diff = _differences(ran, now)
+        if diff:
+            stale[c.key] = "settings changed (" + "; ".join(diff[:4]) + ("; ..." if len(diff) > 4 else "") + ")"
+        else:
+            fresh[c.key] = rec
+    return fresh, stale
+
+
 def read_store(path: Path) -> dict[str, dict[str, Any]]:
     """Finished cells by key (a torn last line from a kill is ignored)."""
     out = {}
@@ -229,14 +301,19 @@ def _record(cell: Cell, report: dict[str, Any], wall: float) -> dict[str, Any]:
             "method": cell.method, "seed": cell.seed, "command": display_command(cell),
             "final": report["final"], "dataset": report["dataset"], "references": report["references"],
             "world_model": report["world_model"], "budget": report["budget"], "wall_s": round(wall, 1),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "args": report.get("args")}
 
 
 def run_cells(cells: list[Cell], store: Path, parallel: int, log=print) -> None:
-    """Run every cell not in ``store``, ``parallel`` processes at a time; append each finished one."""
-    done = read_store(store)
+    """Run every cell not in ``store`` or stale there, ``parallel`` processes at a time; append each finished one.
+
+    A stale cell reruns from scratch (``--restart-on-mismatch``: its run folder's checkpoints were
+    written with the old settings); its new record replaces the old one."""
+    done, stale = fresh_cells(cells, read_store(store))
+    for key, why in stale.items():
+        log(f"stale {key}: {why}; it runs again")
     todo = [c for c in cells if c.key not in done]
-    log(f"{len(cells) - len(todo)} of {len(cells)} cells already in {store}; {len(todo)} to run, {parallel} at a time")
+    log(f"{len(done)} of {len(cells)} cells already in {store}; {len(todo)} to run, {parallel} at a time")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     running: list[tuple[Cell, subprocess.Popen, float, Any]] = []
     failures = []
@@ -246,7 +323,8 @@ def run_cells(cells: list[Cell], store: Path, parallel: int, log=print) -> None:
                 c = todo.pop(0)
                 c.run_dir.mkdir(parents=True, exist_ok=True)
                 logf = open(c.run_dir / "log.txt", "a")  # noqa: SIM115 - closed when the process ends
-                running.append((c, subprocess.Popen(c.command, stdout=logf, stderr=subprocess.STDOUT, env=env),
+                cmd = c.command + (["--restart-on-mismatch"] if c.key in stale else [])
+                running.append((c, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env),
                                 time.perf_counter(), logf))
                 log(f"start {c.key}")
             time.sleep(0.5)
@@ -276,7 +354,9 @@ def run_cells(cells: list[Cell], store: Path, parallel: int, log=print) -> None:
 
 
 def render(grid: dict[str, Any], cells: list[Cell], store: dict[str, dict[str, Any]]) -> str:
-    """The results page: one table per scenario x quality, mean ± std over seeds, "not run" where missing."""
+    """The results page: one table per scenario x quality, mean ± std over seeds, "not run" where missing
+    and "stale" where the stored cells ran with other settings than their commands resolve to now."""
+    store, stale = fresh_cells(cells, store)
     lines = ["# Results: offline MARL policies with and without world-model data", "",
              f"Generated by `logo-fast table --config {_short(grid['_path'])}` from "
              f"`{grid.get('store', 'runs/table/results.jsonl')}`. Every number is the final greedy policy's mean "
@@ -313,7 +393,8 @@ def render(grid: dict[str, Any], cells: list[Cell], store: dict[str, dict[str, A
             mc = [c for c in block if c.method == m]
             got = [store[c.key] for c in mc if c.key in store]
             if not got:
-                lines.append(f"| {METHOD_LABELS[m]} | not run | not run |" + (" not run |" if smax else "")
+                what = "stale" if any(c.key in stale for c in mc) else "not run"
+                lines.append(f"| {METHOD_LABELS[m]} | {what} | {what} |" + (f" {what} |" if smax else "")
                              + f" — | 0/{len(mc)} | — |")
                 continue
             ret = [g["final"]["return_mean"] for g in got]
@@ -328,7 +409,9 @@ def render(grid: dict[str, Any], cells: list[Cell], store: dict[str, dict[str, A
                           f"{np.mean([g['wall_s'] for g in got]):.0f}"]
             lines.append(f"| {METHOD_LABELS[m]} | " + " | ".join(cells_txt) + " |")
         lines += ["", "<details><summary>commands</summary>", "", "```"]
-        lines += [f"{display_command(c)}" + ("" if c.key in store else "   # not run") for c in block]
+        for c in block:
+            lines.append(display_command(c) + ("" if c.key in store else "   # stale" if c.key in stale else
+                                               "   # not run"))
         lines += ["```", "", "</details>", ""]
     if grid.get("notes"):  # what the grid's author measured around it (ablations, what limits a method)
         lines += ["## Notes", ""]
@@ -355,7 +438,7 @@ def run_table(args: TableArgs) -> int:
     if parallel < 1:
         raise ValueError(f"parallel must be >= 1, got {parallel}")
     if args.dry_run:
-        done = read_store(store)
+        done, _ = fresh_cells(cells, read_store(store))
         for c in cells:
             if c.key not in done:
                 print(display_command(c))

@@ -136,7 +136,7 @@ def test_hybrid_state_head_is_the_delta_head_from_a_real_state_and_the_absolute_
             torch.testing.assert_close(p[k], q[k], rtol=0, atol=0, msg=lambda m, k=k, f=form: f"{f} {k}: {m}")
     assert not torch.allclose(p_real["next_state"], p_pred["next_state"])
     # non-hybrid models ignore the flag
-    delta = _random_net(discrete_ds)
+    delta = _random_net(discrete_ds, deductive_state="delta")
     torch.testing.assert_close(delta.predict(b["obs"], b["state"], b["actions"], state_is_prediction=True),
                                delta.predict(b["obs"], b["state"], b["actions"]), rtol=0, atol=0)
 

@@ -234,9 +234,9 @@ def test_imagined_vector_env_continuous(fitted_logo_cont, hetero_cont_ds):
     assert space.shape == (2,) and np.all(space.high == 1.0)
     assert "action_mask" not in infos["agent_0"]
     acts = {a: np.zeros((5, 2), np.float32) for a in env.agents}
-    obs, rew, term, trunc, _ = env.step(acts)
+    bad = {**acts, "agent_2": np.full((5, 2), 3.0, np.float32)}  # outside the action bounds
+    with pytest.raises(ValueError, match="outside \\[action_low, action_high\\]"):
+        env.step(bad)
+    obs, rew, term, trunc, _ = env.step(acts)  # the refused step changed nothing
     assert [obs[a].shape for a in env.possible_agents] == [(5, d) for d in hetero_cont_ds.spec.agent_obs_dims]
     assert np.isfinite(rew["agent_0"]).all()
-    acts["agent_2"] = np.full((5, 2), 3.0, np.float32)  # outside the action bounds
-    with pytest.raises(ValueError, match="outside \\[action_low, action_high\\]"):
-        env.step(acts)

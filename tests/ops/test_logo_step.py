@@ -259,16 +259,20 @@ def test_flatten_round_trips():
         assert a is b
 
 
-@pytest.mark.parametrize(("case", "dtype"), [("three_hetero_disc", torch.float32),
-                                             ("six_hetero_cont_abs", torch.float64)])
-def test_opcheck(case, dtype):
+@pytest.mark.parametrize(("case", "dtype", "state_is_prediction"), [("three_hetero_disc", torch.float32, False),
+                                                                    ("six_hetero_cont_abs", torch.float64, True)])
+def test_opcheck(case, dtype, state_is_prediction):
     net = make_net(*CASES[case][:-1]).to(dtype)
     obs, state, act = make_inputs(net, 5)
     obs, state = obs.to(dtype), state.to(dtype)
     act = act if net.meta.n_actions else act.to(dtype)
-    tensors, layout = flatten_weights(net.step_weights())
+    # the default (hybrid) model as the single-form model one step runs: the op takes one form
+    assert net.meta.state_target == "hybrid"
+    with pytest.raises(ValueError, match="resolve a hybrid model"):
+        meta_ints_of(net.meta)
+    m, w = ref.resolve_state_form(net.meta, net.step_weights(), state_is_prediction)
+    tensors, layout = flatten_weights(w)
     tensors = [t.detach() for t in tensors]
-    m = net.meta
     args = (obs, state, act, tensors, layout, meta_ints_of(m), m.pool, m.context)
     torch.library.opcheck(torch.ops.logo_fast.logo_step.default, args)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from logo_fast.pipeline.table import TableArgs, load_grid, read_store, render, run_table
+from logo_fast.pipeline.table import TableArgs, fresh_cells, load_grid, read_store, render, resolved_args, run_table
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,8 @@ def test_cells_missing_from_the_store_say_not_run(tiny_grid):
                       "references": {"random": -25.0, "expert": -10.0, "expert_source": "given"},
                       "world_model": None, "budget": {"updates": 30, "batch_size": 32, "rollout_starts": 8,
                                                       "horizon": 2, "rollout_every": 15, "real_ratio": 0.5,
-                                                      "wm_max_steps": 10, "eval_episodes": 8}, "wall_s": 3.0}}
+                                                      "wm_max_steps": 10, "eval_episodes": 8}, "wall_s": 3.0,
+                      "args": resolved_args(one)}}
     page = render(g, cells, fake)
     assert "| BC | -18.000 | 46.7 | — | 1/2 | 3 |" in page
     assert page.count("| not run | not run |") == 2  # MACQL and MACQL + LOGO: no seed was run
@@ -108,3 +110,40 @@ def test_a_method_s_own_flags_merge_over_the_grids(tiny_grid):
     assert "--wm.max-steps 7" in plain and "--wm.max-steps 7" in absolute
     assert "--wm.deductive-state absolute" in absolute and "deductive-state" not in plain
     assert cells[1].run_dir.parent.name == "macql_logo-abs"
+
+
+@pytest.mark.slow
+def test_a_cell_run_with_other_settings_is_stale_and_runs_again(tiny_grid, capsys):
+    """A stored cell whose recorded settings differ from what its command resolves to now (here: it ran
+    with the delta state head, as the default did before the hybrid one) is not reused: the page says
+    "stale", a dry run lists it, and the table reruns it from scratch and replaces its record."""
+    grid = json.loads((tiny_grid / "grid.json").read_text())
+    grid.update(methods=["macql+logo"], runs_dir=str(tiny_grid / "runs_stale"),
+                store=str(tiny_grid / "runs_stale" / "results.jsonl"))
+    grid["train"] = {**grid["train"], "wm": {"deductive_state": "delta"}}
+    path = tiny_grid / "grid_stale.json"
+    path.write_text(json.dumps(grid))
+    assert run_table(TableArgs(config=str(path))) == 0
+    store_path = Path(grid["store"])
+    (key, rec), = read_store(store_path).items()
+    assert rec["args"]["wm"]["deductive_state"] == "delta"
+    del grid["train"]["wm"]  # the same cell, now on the default
+    path.write_text(json.dumps(grid))
+    g, cells = load_grid(str(path))
+    fresh, stale = fresh_cells(cells, read_store(store_path))
+    assert not fresh and "wm.deductive_state: 'delta' then, 'hybrid' now" in stale[key]
+    assert "| MACQL + LOGO | stale | stale |" in render(g, cells, read_store(store_path))
+    capsys.readouterr()
+    run_table(TableArgs(config=str(path), dry_run=True))
+    assert "--world-model logo" in capsys.readouterr().out
+    # a record without settings, and no run folder to read them from, is not trusted either
+    bare = {k: v for k, v in rec.items() if k != "args"}
+    elsewhere = dataclasses.replace(cells[0], run_dir=tiny_grid / "nowhere")
+    assert fresh_cells([elsewhere], {key: bare})[1] == {key: "its settings were not recorded"}
+    run_table(TableArgs(config=str(path)))
+    out = capsys.readouterr().out
+    assert f"stale {key}: settings changed" in out and "1 to run" in out
+    last = read_store(store_path)[key]
+    assert last["args"]["wm"]["deductive_state"] == "hybrid"
+    assert "starting over" in (cells[0].run_dir / "log.txt").read_text()  # not resumed from the delta run
+    assert "| MACQL + LOGO | stale |" not in (tiny_grid / "results.md").read_text()

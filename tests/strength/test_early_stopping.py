@@ -23,7 +23,7 @@ def stopped():
     train = make_toy_dataset(n_agents=2, n_episodes=8, episode_len=12, action_type="discrete", seed=21)
     hold = make_toy_dataset(n_agents=2, n_episodes=3, episode_len=12, action_type="discrete", seed=22)
     # A large learning rate makes the holdout score go up within a few steps, so patience 1 fires early.
-    cfg = small_config(patience=1, eval_every=1, epochs=50, lr=0.05, min_improvement=0.0, batch_size=32)
+    cfg = small_config(patience=1, eval_every=1, epochs=50, lr=0.03, min_improvement=0.0, batch_size=32)
     model = LogoWorldModel(config=cfg).fit(train, holdout=hold, progress=False)
     steps_per_epoch = -(-len(TransitionTable(TransitionStore(train))) // cfg.batch_size)
     return model, hold, cfg.epochs * steps_per_epoch

@@ -21,7 +21,9 @@ from logo_fast.model.networks import LogoNet
 from .conftest import small_config
 
 CONFIGS = {
-    "default": {},
+    "default": {},  # the hybrid state head, run from a real and from a predicted state
+    "delta_state": {"deductive_state": "delta"},
+    "absolute_state": {"deductive_state": "absolute", "pool": "attention"},
     "per_agent": {"per_agent_weights": True},
     "attention": {"pool": "attention"},
     "absolute": {"predict_delta": False},
@@ -72,8 +74,12 @@ def _inputs(ds, B: int, seed: int):
     return obs, state, actions
 
 
-def naive_step(net: LogoNet, obs, state, actions) -> dict[str, torch.Tensor]:
-    """DESIGN.md §1, written out: obs (B, N, D), state (B, S), actions (B, N) or (B, N, act_dim)."""
+def naive_step(net: LogoNet, obs, state, actions, state_is_prediction: bool = False) -> dict[str, torch.Tensor]:
+    """DESIGN.md §1, written out: obs (B, N, D), state (B, S), actions (B, N) or (B, N, act_dim).
+
+    The deductive state head's output is a normalised state change ("delta"), the normalised state
+    itself ("absolute"), or both side by side ("hybrid": the change from a real state, the state
+    itself from a predicted one)."""
     spec, cfg = net.spec, net.cfg
     B, N, D = obs.shape
     mask = net.obs_mask.double()
@@ -105,7 +111,17 @@ def naive_step(net: LogoNet, obs, state, actions) -> dict[str, torch.Tensor]:
     if cfg.deductive_context == "all":
         ded_in = torch.cat([ded_in, ctx], -1)
     h = F.silu(net.ded_trunk(ded_in))
-    next_state = state + net.dstate_mean + net.dstate_std * net.ded_state(h)
+    S = spec.state_dim
+    head = net.ded_state(h)
+    form = cfg.deductive_state
+    if form == "hybrid":
+        form = "absolute" if state_is_prediction else "delta"
+        head = head[..., S:] if state_is_prediction else head[..., :S]
+    assert head.shape[-1] == S
+    if form == "delta":
+        next_state = state + net.dstate_mean + net.dstate_std * head
+    else:
+        next_state = net.state_mean + net.state_std * head
     rest = net.ded_outcome(torch.cat([h, ctx], -1) if cfg.deductive_context == "reward" else h)
     u = ((aux_state - next_state) * net.state_live / net.state_std).square().sum(-1).sqrt()
     return {"next_obs": next_obs, "next_state": next_state, "aux_state": aux_state,
@@ -113,13 +129,14 @@ def naive_step(net: LogoNet, obs, state, actions) -> dict[str, torch.Tensor]:
             "avail_logits": rest[:, 2:].reshape(B, N, spec.n_actions) if spec.discrete else None, "u": u}
 
 
+@pytest.mark.parametrize("state_is_prediction", [False, True])
 @pytest.mark.parametrize("config", list(CONFIGS))
-def test_step_equals_the_naive_statement(ds, config):
+def test_step_equals_the_naive_statement(ds, config, state_is_prediction):
     net = _random_net(ds, seed=len(config), **CONFIGS[config])
     obs, state, actions = _inputs(ds, B=6, seed=1)
     with torch.no_grad():
-        got = net.predict(obs, state, actions)
-        want = naive_step(net, obs, state, actions)
+        got = net.predict(obs, state, actions, state_is_prediction=state_is_prediction)
+        want = naive_step(net, obs, state, actions, state_is_prediction)
     for k, v in want.items():
         if v is None:
             assert got[k] is None, k

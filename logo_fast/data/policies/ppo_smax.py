@@ -2,7 +2,12 @@
 
 The allies share one actor (local observation + agent one-hot -> logits over actions, the
 unavailable ones masked out) and one centralised critic on the global world state (the team
-reward is shared, so one value per battle). A training update is one jitted call: a
+reward is shared, so one value per battle). The actor is an MLP (``PPOConfig.actor == "mlp"``,
+the default) or recurrent (``"gru"``: Dense -> GRU cell -> Dense -> logits, JaxMARL's MAPPO-RNN
+and the MAPPO paper's choice for SMAC). The GRU's hidden state is carried per battle and agent
+through the rollout and zeroed after a step whose battle ended; the loss rescans each minibatch
+of whole battles from the hidden state stored at the rollout's start, with the same resets, so
+its log-probs are the rollout's. A training update is one jitted call: a
 ``lax.scan`` over ``n_steps`` steps of ``n_envs`` battles, GAE, then ``epochs`` x ``minibatches``
 clipped-PPO steps with Adam (optax). Battles that end are reset inside the step; a time-limit
 truncation is treated as an end without bootstrap, as most SMAX PPO implementations do.
@@ -12,17 +17,19 @@ rollout (the stochastic policy, which is what a dataset records): mean episode r
 win rate over the battles finished in it. The run is resumable (``resume.pkl`` in the work
 directory, written atomically every checkpoint); a resumed run starts fresh battles.
 
-Parameters are stored torch-style (``actor.<2k>.weight`` of shape (out, in)) so the shipped
-policy runs in numpy (``SMAXPolicy``) without JAX.
+Parameters are stored torch-style (``actor.<2k>.weight`` of shape (out, in); the GRU cell as
+``torch.nn.GRUCell``'s ``actor.gru.weight_ih`` etc.) so the shipped policy runs in numpy
+(``SMAXPolicy``) without JAX.
 """
 
 from __future__ import annotations
 
 import pickle
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -33,18 +40,19 @@ if TYPE_CHECKING:  # the CLI module imports this one late; no import circle
     from .train import BehaviourArgs
 
 TRAINER_VERSION = 1
+ACTORS = ("mlp", "gru")
 
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """MAPPO settings (close to JaxMARL's SMAX baselines, with an MLP instead of a GRU)."""
+    """MAPPO settings (close to JaxMARL's SMAX baselines; the actor an MLP by default, or their GRU)."""
 
     n_envs: int = 64
     """Parallel battles per rollout."""
     n_steps: int = 128
     """Steps per battle per rollout (an update sees n_envs * n_steps steps)."""
     hidden: int = 128
-    """Width of the two hidden layers of actor and critic."""
+    """Width of the two hidden layers of actor and critic (and the GRU actor's hidden state)."""
     lr: float = 5e-4
     """Adam learning rate."""
     gamma: float = 0.99
@@ -67,6 +75,8 @@ class PPOConfig:
     """Updates between checkpoints."""
     time_limit: int = 100
     """Episode length limit (the adapter's default)."""
+    actor: str = "mlp"
+    """Actor network: "mlp" (obs + id -> 2 ReLU layers -> logits) or "gru" (Dense -> GRU cell -> Dense -> logits)."""
 
 
 def _init_mlp(key, sizes: list[int], prefix: str, last_scale: float) -> dict[str, Any]:
@@ -89,14 +99,112 @@ def _mlp(params, x, prefix: str, n_layers: int = 3):
     return mlp_forward(params, x, prefix, n_layers, maximum=jnp.maximum)
 
 
-def make_update(map_name: str, cfg: PPOConfig):
-    """(init(key) -> runner, jitted update(runner) -> (runner, metrics), fresh battles, settle, sizes) for one map."""
+def _dense(params, x, name: str):
+    """x (..., in) -> (..., out) with torch-style ``<name>.weight`` (out, in) and ``<name>.bias`` (out,)."""
+    return x @ params[f"{name}.weight"].T + params[f"{name}.bias"]
+
+
+def gru_cell(params, x, h, prefix: str = "actor.gru", xp=np):
+    """torch.nn.GRUCell's step: x (..., in), h (..., H) -> h' (..., H); numpy, or JAX with ``xp=jax.numpy``.
+
+    Parameters as torch names them: ``<prefix>.weight_ih`` (3H, in), ``weight_hh`` (3H, H),
+    ``bias_ih`` and ``bias_hh`` (3H,), the gates stacked in the order r, z, n.
+    """
+    gi = x @ params[f"{prefix}.weight_ih"].T + params[f"{prefix}.bias_ih"]
+    gh = h @ params[f"{prefix}.weight_hh"].T + params[f"{prefix}.bias_hh"]
+    H = h.shape[-1]
+    # sigmoid(a) = (1 + tanh(a / 2)) / 2: the same expression in numpy and JAX, and no overflow in exp.
+    r = 0.5 * (1.0 + xp.tanh(0.5 * (gi[..., :H] + gh[..., :H])))
+    z = 0.5 * (1.0 + xp.tanh(0.5 * (gi[..., H : 2 * H] + gh[..., H : 2 * H])))
+    n = xp.tanh(gi[..., 2 * H :] + r * gh[..., 2 * H :])
+    return (1.0 - z) * n + z * h
+
+
+def gru_actor_step(params, x, h, xp=np):
+    """The GRU actor: x (..., obs_dim + N) obs + agent one-hot, h (..., H) -> (logits (..., A) unmasked, h' (..., H)).
+
+    Dense(H) ReLU (``actor.0``) -> GRU cell (``actor.gru``) -> Dense(H) ReLU (``actor.2``) -> Dense(A) (``actor.4``).
+    """
+    h = gru_cell(params, xp.maximum(_dense(params, x, "actor.0"), 0.0), h, "actor.gru", xp)
+    return _dense(params, xp.maximum(_dense(params, h, "actor.2"), 0.0), "actor.4"), h
+
+
+def gru_actor_rollout(params, h0, x, avail, done):
+    """JAX: the GRU actor's masked logits (T, B, N, A) over T steps from h0 (B, N, H) (B battles of N agents).
+
+    x (T, B, N, obs_dim + N) actor inputs, avail (T, B, N, A) bool, done (T, B) bool: the hidden state
+    is zeroed after a step whose battle ended, before the next step (the rollout's rule, so the loss
+    recomputes the rollout's log-probs).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def step(h, inp):
+        x_t, avail_t, done_t = inp
+        logits, h = gru_actor_step(params, x_t, h, jnp)
+        return jnp.where(done_t[..., None, None], 0.0, h), jnp.where(avail_t, logits, -1e9)
+
+    return jax.lax.scan(step, h0, (x, avail, done))[1]
+
+
+def _init_gru_actor(key, in_dim: int, hidden: int, n_actions: int) -> dict[str, Any]:
+    """GRU actor parameters (see ``gru_actor_step``): orthogonal Dense layers as ``_init_mlp`` (0.01 on the logits),
+    each GRU gate's input and recurrent matrix orthogonal (gain 1), zero biases."""
+    import jax
+    import jax.numpy as jnp
+
+    orth = jax.nn.initializers.orthogonal
+    k0, k2, k4, k_ih, k_hh = jax.random.split(key, 5)
+    H = hidden
+    gates = lambda k, cols: jnp.concatenate([orth(1.0)(kg, (H, cols), jnp.float32) for kg in jax.random.split(k, 3)])
+    return {
+        "actor.0.weight": orth(np.sqrt(2.0))(k0, (H, in_dim), jnp.float32),
+        "actor.0.bias": jnp.zeros(H, jnp.float32),
+        "actor.gru.weight_ih": gates(k_ih, H),
+        "actor.gru.weight_hh": gates(k_hh, H),
+        "actor.gru.bias_ih": jnp.zeros(3 * H, jnp.float32),
+        "actor.gru.bias_hh": jnp.zeros(3 * H, jnp.float32),
+        "actor.2.weight": orth(np.sqrt(2.0))(k2, (H, H), jnp.float32),
+        "actor.2.bias": jnp.zeros(H, jnp.float32),
+        "actor.4.weight": orth(0.01)(k4, (n_actions, H), jnp.float32),
+        "actor.4.bias": jnp.zeros(n_actions, jnp.float32),
+    }
+
+
+class MAPPOFunctions(NamedTuple):
+    """One map's MAPPO update in pieces, pure and unjitted (``make_update`` jits ``learn(runner, *rollout(runner))``).
+
+    E battles of N agents, T steps, M minibatches, H hidden units, A actions.
+    """
+
+    init: Callable
+    """init(key) -> runner: params, Adam state, fresh battles (and the GRU's zero hidden state "h" (E, N, H)), key."""
+    rollout: Callable
+    """rollout(runner) -> (runner's battles after T steps, trajectory of (T, E, ...) arrays)."""
+    learn: Callable
+    """learn(runner, battles, trajectory) -> (next runner, metrics): GAE and the PPO epochs."""
+    fresh: Callable
+    """fresh(key) -> new battles (and zero hidden states), to put into a runner."""
+    split: Callable
+    """split(data, h0, perm) -> minibatches of whole battles: (T, E, ...) -> (M, T, E/M, ...), h0 (E, N, H) ->
+    "h0" (M, E/M, N, H) (GRU only; None for the MLP)."""
+    logp: Callable
+    """logp(params, mb) -> (log-probs (T, B, N) of mb["action"], log-softmax (T, B, N, A)), the loss's way."""
+    sizes: dict[str, int]
+    """n_agents, obs_dim, state_dim, n_actions."""
+
+
+def mappo_functions(map_name: str, cfg: PPOConfig) -> MAPPOFunctions:
+    """The pieces of one map's MAPPO update (see ``MAPPOFunctions``); ``make_update`` assembles them."""
     import jax
     import jax.numpy as jnp
     import optax
 
     from ..envs.smax import battle_functions
 
+    if cfg.actor not in ACTORS:
+        raise ValueError(f"PPOConfig.actor must be one of {ACTORS}, got {cfg.actor!r}")
+    gru = cfg.actor == "gru"
     env, reset_one, step_one = battle_functions(map_name, cfg.time_limit)
     N = env.num_allies
     a0 = env.agents[0]
@@ -109,31 +217,46 @@ def make_update(map_name: str, cfg: PPOConfig):
     tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=1e-5))
     v_reset, v_step = jax.vmap(reset_one), jax.vmap(step_one)
 
-    def actor_logits(params, obs, avail):
-        """obs (..., N, obs_dim), avail (..., N, A) -> masked logits (..., N, A)."""
+    def actor_input(obs):
+        """obs (..., N, obs_dim) -> obs + agent one-hot (..., N, obs_dim + N)."""
         ids = jnp.broadcast_to(eye, (*obs.shape[:-1], N))
-        logits = _mlp(params, jnp.concatenate([obs, ids], -1), "actor")
+        return jnp.concatenate([obs, ids], -1)
+
+    def actor_logits(params, obs, avail):
+        """MLP actor: obs (..., N, obs_dim), avail (..., N, A) -> masked logits (..., N, A)."""
+        logits = _mlp(params, actor_input(obs), "actor")
         return jnp.where(avail, logits, -1e9)
 
     def value(params, ws):
+        """ws (..., state_dim) -> (...,) the critic's value of the battle."""
         return _mlp(params, ws, "critic")[..., 0]
 
     def init(key):
+        """PRNG key -> runner with fresh parameters, Adam state and battles."""
         k_a, k_c, k_env, key = jax.random.split(key, 4)
-        params = {
-            **_init_mlp(k_a, [obs_dim + N, cfg.hidden, cfg.hidden, n_actions], "actor", 0.01),
-            **_init_mlp(k_c, [state_dim, cfg.hidden, cfg.hidden, 1], "critic", 1.0),
-        }
+        if gru:
+            actor = _init_gru_actor(k_a, obs_dim + N, cfg.hidden, n_actions)
+        else:
+            actor = _init_mlp(k_a, [obs_dim + N, cfg.hidden, cfg.hidden, n_actions], "actor", 0.01)
+        params = {**actor, **_init_mlp(k_c, [state_dim, cfg.hidden, cfg.hidden, 1], "critic", 1.0)}
         return {"params": params, "opt": tx.init(params), **_fresh_battles(k_env), "key": key}
 
     def _fresh_battles(key):
+        """PRNG key -> E new battles: env state, obs (E, N, obs_dim), ws (E, state_dim), avail (E, N, A), returns."""
         st, obs, ws, avail = v_reset(jax.random.split(key, E))
-        return {"env": st, "obs": obs, "ws": ws, "avail": avail, "ep_ret": jnp.zeros(E)}
+        battles = {"env": st, "obs": obs, "ws": ws, "avail": avail, "ep_ret": jnp.zeros(E)}
+        if gru:  # new battles start from the zero hidden state
+            battles["h"] = jnp.zeros((E, N, cfg.hidden), jnp.float32)
+        return battles
 
     def rollout_step(carry, _):
         params, r = carry
         key, k_act, k_env = jax.random.split(r["key"], 3)
-        logits = actor_logits(params, r["obs"], r["avail"])
+        if gru:
+            logits, h = gru_actor_step(params, actor_input(r["obs"]), r["h"], jnp)
+            logits = jnp.where(r["avail"], logits, -1e9)
+        else:
+            logits = actor_logits(params, r["obs"], r["avail"])
         action = jax.random.categorical(k_act, logits, axis=-1)
         logp = jnp.take_along_axis(jax.nn.log_softmax(logits), action[..., None], -1)[..., 0]  # (E, N)
         v = value(params, r["ws"])
@@ -156,12 +279,30 @@ def make_update(map_name: str, cfg: PPOConfig):
             "won": won,
         }
         r = {**r, "env": st, "obs": obs, "ws": ws, "avail": avail, "ep_ret": jnp.where(done, 0.0, ep_ret), "key": key}
+        if gru:  # the battle reset itself inside the step: its next step starts from the zero state
+            r["h"] = jnp.where(done[:, None, None], 0.0, h)
         return (params, r), tr
 
-    def loss_fn(params, mb):
-        logits = actor_logits(params, mb["obs"], mb["avail"])
+    def rollout(runner):
+        """runner -> (its battles (and hidden states) after T steps, trajectory dict of (T, E, ...) arrays)."""
+        params = runner["params"]
+        (_, r), traj = jax.lax.scan(
+            rollout_step, (params, {k: v for k, v in runner.items() if k not in ("params", "opt")}), None, T
+        )
+        return r, traj
+
+    def action_logp(params, mb):
+        """mb: (T, B, ...) arrays of B whole battles (GRU: with "done" and the start state "h0" (B, N, H))
+        -> (log-probs (T, B, N) of mb["action"], log-softmax (T, B, N, A))."""
+        if gru:
+            logits = gru_actor_rollout(params, mb["h0"], actor_input(mb["obs"]), mb["avail"], mb["done"])
+        else:
+            logits = actor_logits(params, mb["obs"], mb["avail"])
         logp_all = jax.nn.log_softmax(logits)
-        logp = jnp.take_along_axis(logp_all, mb["action"][..., None], -1)[..., 0]
+        return jnp.take_along_axis(logp_all, mb["action"][..., None], -1)[..., 0], logp_all
+
+    def loss_fn(params, mb):
+        logp, logp_all = action_logp(params, mb)
         # One clipped ratio per agent, all with the battle's (shared-reward) advantage.
         ratio = jnp.exp(logp - mb["logp"])
         adv = mb["adv"][..., None]
@@ -173,12 +314,19 @@ def make_update(map_name: str, cfg: PPOConfig):
         vf = 0.5 * jnp.maximum((v - mb["ret"]) ** 2, (v_clip - mb["ret"]) ** 2).mean()
         return pg + cfg.vf_coef * vf - cfg.ent_coef * ent, (pg, vf, ent)
 
-    @jax.jit
-    def update(runner):
-        params = runner["params"]
-        (_, r), traj = jax.lax.scan(
-            rollout_step, (params, {k: v for k, v in runner.items() if k not in ("params", "opt")}), None, T
+    def split(data, h0, perm):
+        """data (T, E, ...), h0 (E, N, H) or None, perm (E,) -> minibatches (M, T, E/M, ...) (+ "h0" (M, E/M, N, H))."""
+        # (T, E, ...) -> minibatches of whole battles: (M, T, E/M, ...)
+        mbs = jax.tree.map(
+            lambda x: jnp.swapaxes(x[:, perm].reshape(T, cfg.minibatches, -1, *x.shape[2:]), 0, 1), data
         )
+        if gru:  # each minibatch's battles with their hidden states at the rollout's start
+            mbs["h0"] = h0[perm].reshape(cfg.minibatches, -1, *h0.shape[1:])
+        return mbs
+
+    def learn(runner, r, traj):
+        """runner (at the rollout's start), r, traj = rollout(runner) -> (next runner, scalar metrics)."""
+        params = runner["params"]
         last_v = value(params, r["ws"])
 
         def gae(carry, tr):
@@ -190,16 +338,16 @@ def make_update(map_name: str, cfg: PPOConfig):
 
         _, adv = jax.lax.scan(gae, (jnp.zeros(E), last_v), traj, reverse=True)
         data = {k: traj[k] for k in ("obs", "ws", "avail", "action", "logp", "value")}
+        if gru:
+            data["done"] = traj["done"]
         data["ret"] = adv + traj["value"]
         data["adv"] = (adv - adv.mean()) / (adv.std() + 1e-8)
+        h0 = runner["h"] if gru else None  # the hidden state the rollout started from
 
         def epoch(carry, key):
             params, opt = carry
             perm = jax.random.permutation(key, E)
-            # (T, E, ...) -> minibatches of whole battles: (M, T, E/M, ...)
-            mbs = jax.tree.map(
-                lambda x: jnp.swapaxes(x[:, perm].reshape(T, cfg.minibatches, -1, *x.shape[2:]), 0, 1), data
-            )
+            mbs = split(data, h0, perm)
 
             def mb_step(carry, mb):
                 params, opt = carry
@@ -222,47 +370,89 @@ def make_update(map_name: str, cfg: PPOConfig):
         }
         return {**r, "params": params, "opt": opt, "key": key}, metrics
 
+    sizes = {"n_agents": N, "obs_dim": obs_dim, "state_dim": state_dim, "n_actions": n_actions}
+    return MAPPOFunctions(init, rollout, learn, _fresh_battles, split, action_logp, sizes)
+
+
+def make_update(map_name: str, cfg: PPOConfig):
+    """(init(key) -> runner, jitted update(runner) -> (runner, metrics), fresh battles, settle, sizes) for one map."""
+    import jax
+    import jax.numpy as jnp
+
+    f = mappo_functions(map_name, cfg)
+
+    @jax.jit
+    def update(runner):
+        return f.learn(runner, *f.rollout(runner))
+
     def settle(runner):
         """``runner`` with the dtypes ``update`` returns: jaxmarl's reset leaves weak-typed fields
         that the step makes strong, and a mismatch would compile ``update`` a second time (minutes)."""
         out = jax.eval_shape(update, runner)[0]
         return jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype).reshape(s.shape), runner, out)
 
-    sizes = {"n_agents": N, "obs_dim": obs_dim, "state_dim": state_dim, "n_actions": n_actions}
-    return (lambda key: settle(init(key))), update, _fresh_battles, settle, sizes
+    return (lambda key: settle(f.init(key))), update, f.fresh, settle, f.sizes
 
 
 class SMAXPolicy:
     """A shipped MAPPO actor as a behaviour policy, in numpy: samples from its masked softmax.
 
     act(obs (B, N, obs_dim), state, avail (B, N, A), rng) -> actions (B, N) int64.
+    actor "gru": the policy keeps the GRU's hidden state (B, N, H), made at the first ``act`` (zeros)
+    and advanced by every one; ``on_episode_end(done (B,))`` zeroes the rows whose battle ended, so
+    the next step of those rows starts from the zero state, as in training.
     """
 
-    def __init__(self, params: dict[str, np.ndarray], n_agents: int, label: str, score: dict[str, Any]):
-        self.params, self.n_agents, self.label, self.score = params, n_agents, label, score
+    def __init__(
+        self, params: dict[str, np.ndarray], n_agents: int, label: str, score: dict[str, Any], actor: str = "mlp"
+    ):
+        if actor not in ACTORS:
+            raise ValueError(f"SMAXPolicy: actor must be one of {ACTORS}, got {actor!r}")
+        self.params, self.n_agents, self.label, self.score, self.actor = params, n_agents, label, score, actor
         self.eye = np.eye(n_agents, dtype=np.float32)
+        self.h: np.ndarray | None = None
 
-    def act(self, obs, state, avail, rng):
+    def logits(self, obs, avail):
+        """obs (B, N, obs_dim), avail (B, N, A) -> logits (B, N, A), -inf where unavailable (GRU: one step)."""
         obs = np.asarray(obs, np.float32)
         ids = np.broadcast_to(self.eye, (*obs.shape[:-1], self.n_agents))
-        x = np.concatenate([obs, ids], -1).reshape(-1, obs.shape[-1] + self.n_agents)
-        logits = mlp_forward(self.params, x, "actor", 3).reshape(*obs.shape[:-1], -1)
-        logits = np.where(np.asarray(avail, bool), logits, -np.inf)
+        if self.actor == "gru":
+            if self.h is None:
+                self.h = np.zeros((*obs.shape[:-1], self.params["actor.gru.weight_hh"].shape[1]), np.float32)
+            elif self.h.shape[:-1] != obs.shape[:-1]:
+                raise ValueError(f"SMAXPolicy: obs batch {obs.shape[:-1]}, the hidden state is {self.h.shape[:-1]}")
+            logits, self.h = gru_actor_step(self.params, np.concatenate([obs, ids], -1), self.h)
+        else:
+            x = np.concatenate([obs, ids], -1).reshape(-1, obs.shape[-1] + self.n_agents)
+            logits = mlp_forward(self.params, x, "actor", 3).reshape(*obs.shape[:-1], -1)
+        return np.where(np.asarray(avail, bool), logits, -np.inf)
+
+    def act(self, obs, state, avail, rng):
+        logits = self.logits(obs, avail)
         # Gumbel-max: a categorical draw per agent from the numpy generator.
         g = rng.gumbel(size=logits.shape)
         return np.argmax(logits + g, axis=-1).astype(np.int64)
 
     def on_episode_end(self, done):
-        pass
+        if self.h is not None:
+            self.h = np.where(np.asarray(done, bool).reshape(-1, 1, 1), 0.0, self.h).astype(np.float32)
 
     def describe(self):
-        return {"kind": "mappo_shared_actor (sampled)", "checkpoint": self.label, **self.score}
+        kind = "mappo_shared_actor (sampled)" if self.actor == "mlp" else "mappo_shared_gru_actor (sampled)"
+        return {"kind": kind, "actor": self.actor, "checkpoint": self.label, **self.score}
 
 
 def policy_from_entry(entry: ZooEntry, index: int, label: str) -> SMAXPolicy:
+    """The zoo entry's checkpoint ``index`` as a numpy policy; a card without config["actor"] is an MLP's."""
     ck = entry.card["checkpoints"][index]
     score = {"checkpoint_return": ck["return"], "checkpoint_win_rate": ck["win_rate"], "env_steps": ck["env_step"]}
-    return SMAXPolicy(entry.params(index), entry.card["sizes"]["n_agents"], label, score)
+    actor = entry.card.get("config", {}).get("actor", "mlp")
+    return SMAXPolicy(entry.params(index), entry.card["sizes"]["n_agents"], label, score, actor)
+
+
+def same_config(saved: dict[str, Any], cfg: PPOConfig) -> bool:
+    """Whether a resume file's config is ``cfg``; files from before ``actor`` existed were MLP runs."""
+    return {"actor": "mlp", **saved} == asdict(cfg)
 
 
 def _numpy_tree(tree):
@@ -283,7 +473,8 @@ def _export(state: dict[str, Any], args: BehaviourArgs, command: str, cfg: PPOCo
     card = {
         "env": args.env,
         "seed": args.seed,
-        "trainer": "mappo (shared actor on obs + agent id, critic on the world state; data.policies.ppo_smax)",
+        "trainer": f"mappo (shared {'GRU ' if cfg.actor == 'gru' else ''}actor on obs + agent id, critic on the world "
+        "state; data.policies.ppo_smax)",
         "command": command,
         "budget": {
             "env_steps": state["env_steps"],
@@ -311,7 +502,7 @@ def train_and_export(args: BehaviourArgs, work: Path, command: str) -> int:
     import jax
 
     _, map_name = args.env.split(":", 1)
-    cfg = PPOConfig()
+    cfg = replace(PPOConfig(), actor=args.actor)
     # Compiling the update takes minutes (SMAX's step is a large program): keep it across resumes.
     jax.config.update("jax_compilation_cache_dir", str(Path(args.work_dir).expanduser() / "xla_cache"))
     init, update, fresh, settle, sizes = make_update(map_name, cfg)
@@ -322,7 +513,7 @@ def train_and_export(args: BehaviourArgs, work: Path, command: str) -> int:
             state = pickle.load(f)
         if (
             state.get("trainer_version") != TRAINER_VERSION
-            or state["config"] != asdict(cfg)
+            or not same_config(state["config"], cfg)
             or state["seed"] != args.seed
         ):
             raise ValueError(f"{resume} was written by another trainer version, config or seed; use a new --work-dir")

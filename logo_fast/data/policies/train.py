@@ -9,7 +9,8 @@ again goes on from it. The small exported policies (``zoo.py``) ship with the pa
 ``logo-fast collect`` on a fresh machine needs no training.
 
   MaMuJoCo: TD3 on the joint action from the global state (``td3.py``).
-  SMAX:     MAPPO with parameter sharing on jaxmarl's vmapped SMAX (``ppo_smax.py``).
+  SMAX:     MAPPO with parameter sharing on jaxmarl's vmapped SMAX (``ppo_smax.py``); ``--actor gru``
+            for a recurrent actor (JaxMARL's / the MAPPO paper's recipe on the harder maps).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ..envs.registry import parse_env_id
 
@@ -34,7 +36,7 @@ class BehaviourArgs:
     seed: int = 0
     """Seed of the training run."""
     work_dir: str = "~/.cache/logo_fast/behaviour"
-    """Where resume files live (one sub-directory per scenario and seed)."""
+    """Where resume files live (one sub-directory per scenario, seed and, for a GRU run, actor)."""
     zoo_dir: str | None = None
     """Export directory (default: the package's own policy zoo, logo_fast/data/policies/zoo)."""
     threads: int = 1
@@ -43,10 +45,14 @@ class BehaviourArgs:
     """Do not train: export the zoo entry from the resume file as it is."""
     progress: bool = True
     """Show progress (a bar in a terminal, a periodic line in a pipe)."""
+    actor: Literal["mlp", "gru"] = "mlp"
+    """SMAX only: the MAPPO actor, an MLP or a GRU (recurrent: JaxMARL's / the MAPPO paper's recipe for 5m_vs_6m)."""
 
 
 def run_dir(args: BehaviourArgs) -> Path:
-    return Path(args.work_dir).expanduser() / f"{args.env.replace(':', '_')}_seed{args.seed}"
+    """The run's resume directory; a GRU run has its own, next to the same scenario's MLP run."""
+    actor = "" if args.actor == "mlp" else f"_{args.actor}"
+    return Path(args.work_dir).expanduser() / f"{args.env.replace(':', '_')}{actor}_seed{args.seed}"
 
 
 def run_behaviour(args: BehaviourArgs) -> int:
@@ -55,8 +61,12 @@ def run_behaviour(args: BehaviourArgs) -> int:
         raise ValueError(f"steps must be >= 1, got {args.steps}")
     if args.minutes is not None and not args.minutes > 0:
         raise ValueError(f"minutes must be > 0, got {args.minutes}")
-    # What reproduces the run (the budget and seed; where files go does not change the result).
+    if args.actor != "mlp" and family != "smax":
+        raise ValueError(f"--actor {args.actor}: only SMAX's MAPPO has a choice of actor ({args.env} is {family})")
+    # What reproduces the run (the budget, seed and actor; where files go does not change the result).
     command = f"logo-fast data behaviour --env {shlex.quote(args.env)} --steps {args.steps} --seed {args.seed}"
+    if args.actor != "mlp":  # the default stays out, so the MLP runs' commands read as before
+        command += f" --actor {args.actor}"
     if family == "mamujoco":
         from .td3_run import train_and_export  # late: torch
 
