@@ -226,7 +226,10 @@ def resolved_args(cell: Cell) -> dict[str, Any]:
 def _sections_read(args: dict[str, Any]) -> set[str]:
     """The config sections a run reads: its learner's (the continuous MACQL on MaMuJoCo) and the world
     model's when it has one. A default changed in a section it does not read leaves it valid."""
-    continuous = parse_env_id(args["env"])[0] == "mamujoco"
+    try:
+        continuous = parse_env_id(args["env"])[0] == "mamujoco"
+    except ValueError:  # no registered scenario (e.g. a dataset file alone): count both MACQL sections
+        return set(_SECTIONS)
     learner = {"bc": {"bc"}, "macql": {"macql_continuous" if continuous else "macql"}}.get(args["method"], _SECTIONS)
     return set(learner) | ({"wm"} if args.get("world_model", "none") != "none" else set())
 
