@@ -257,7 +257,6 @@ def fresh_cells(cells: list[Cell], store: dict[str, dict[str, Any]]) -> tuple[di
     A record is fresh when the settings it ran with (``args``; for records written before the
     store kept them, the run folder's report.json) equal the cell's ``resolved_args`` now."""
     fresh, stale = {}, {}
-    now_cache: dict[str, dict[str, Any]] = {}
     for c in cells:
         rec = store.get(c.key)
         if rec is None:
@@ -269,8 +268,7 @@ def fresh_cells(cells: list[Cell], store: dict[str, dict[str, Any]]) -> tuple[di
         if ran is None:
             stale[c.key] = "its settings were not recorded"
             continue
-        now = now_cache.setdefault(c.key, resolved_args(c))
-        diff = _differences(ran, now)
+        diff = _differences(ran, resolved_args(c))
         if diff:
             stale[c.key] = "settings changed (" + "; ".join(diff[:4]) + ("; ..." if len(diff) > 4 else "") + ")"
         else:
