@@ -77,6 +77,8 @@ class PPOConfig:
     """Episode length limit (the adapter's default)."""
     actor: str = "mlp"
     """Actor network: "mlp" (obs + id -> 2 ReLU layers -> logits) or "gru" (Dense -> GRU cell -> Dense -> logits)."""
+    anneal_updates: int = 0
+    """Decay the learning rate linearly to 0 over so many updates (JaxMARL's ANNEAL_LR); 0: a constant rate."""
 
 
 def _init_mlp(key, sizes: list[int], prefix: str, last_scale: float) -> dict[str, Any]:
@@ -204,6 +206,8 @@ def mappo_functions(map_name: str, cfg: PPOConfig) -> MAPPOFunctions:
 
     if cfg.actor not in ACTORS:
         raise ValueError(f"PPOConfig.actor must be one of {ACTORS}, got {cfg.actor!r}")
+    if cfg.anneal_updates < 0:
+        raise ValueError(f"PPOConfig.anneal_updates must be >= 0, got {cfg.anneal_updates}")
     gru = cfg.actor == "gru"
     env, reset_one, step_one = battle_functions(map_name, cfg.time_limit)
     N = env.num_allies
@@ -214,7 +218,13 @@ def mappo_functions(map_name: str, cfg: PPOConfig) -> MAPPOFunctions:
     state_dim = int(ws0.shape[0])
     E, T = cfg.n_envs, cfg.n_steps
     eye = jnp.eye(N, dtype=jnp.float32)
-    tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr, eps=1e-5))
+    # Adam steps once per minibatch: the schedule counts epochs * minibatches steps per update.
+    lr = (
+        optax.linear_schedule(cfg.lr, 0.0, cfg.anneal_updates * cfg.epochs * cfg.minibatches)
+        if cfg.anneal_updates
+        else cfg.lr
+    )
+    tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
     v_reset, v_step = jax.vmap(reset_one), jax.vmap(step_one)
 
     def actor_input(obs):
@@ -450,9 +460,19 @@ def policy_from_entry(entry: ZooEntry, index: int, label: str) -> SMAXPolicy:
     return SMAXPolicy(entry.params(index), entry.card["sizes"]["n_agents"], label, score, actor)
 
 
+def ppo_config(args: BehaviourArgs) -> PPOConfig:
+    """PPOConfig with the run's actor, its MAPPO overrides and, for --anneal-lr, the schedule over its budget."""
+    cfg = replace(PPOConfig(), actor=args.actor)
+    cfg = replace(cfg, **{k: v for k in ("lr", "ent_coef", "max_grad_norm") if (v := getattr(args, k)) is not None})
+    if args.anneal_lr:
+        cfg = replace(cfg, anneal_updates=-(-args.steps // (cfg.n_envs * cfg.n_steps)))
+    return cfg
+
+
 def same_config(saved: dict[str, Any], cfg: PPOConfig) -> bool:
-    """Whether a resume file's config is ``cfg``; files from before ``actor`` existed were MLP runs."""
-    return {"actor": "mlp", **saved} == asdict(cfg)
+    """Whether a resume file's config is ``cfg``; files from before ``actor`` / ``anneal_updates`` existed were
+    MLP runs at a constant learning rate."""
+    return {"actor": "mlp", "anneal_updates": 0, **saved} == asdict(cfg)
 
 
 def _numpy_tree(tree):
@@ -502,7 +522,7 @@ def train_and_export(args: BehaviourArgs, work: Path, command: str) -> int:
     import jax
 
     _, map_name = args.env.split(":", 1)
-    cfg = replace(PPOConfig(), actor=args.actor)
+    cfg = ppo_config(args)
     # Compiling the update takes minutes (SMAX's step is a large program): keep it across resumes.
     jax.config.update("jax_compilation_cache_dir", str(Path(args.work_dir).expanduser() / "xla_cache"))
     init, update, fresh, settle, sizes = make_update(map_name, cfg)

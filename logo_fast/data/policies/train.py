@@ -47,12 +47,31 @@ class BehaviourArgs:
     """Show progress (a bar in a terminal, a periodic line in a pipe)."""
     actor: Literal["mlp", "gru"] = "mlp"
     """SMAX only: the MAPPO actor, an MLP or a GRU (recurrent: JaxMARL's / the MAPPO paper's recipe for 5m_vs_6m)."""
+    lr: float | None = None
+    """SMAX only: MAPPO's Adam learning rate (None: PPOConfig's, 5e-4; JaxMARL's SMAX sweep uses 2e-3)."""
+    ent_coef: float | None = None
+    """SMAX only: MAPPO's entropy bonus (None: PPOConfig's, 0.01; JaxMARL's SMAX sweep uses 0)."""
+    max_grad_norm: float | None = None
+    """SMAX only: MAPPO's global gradient-norm clip (None: PPOConfig's, 0.5; JaxMARL's uses 0.25)."""
+    anneal_lr: bool = False
+    """SMAX only: decay the learning rate linearly to 0 over the run's --steps (JaxMARL's ANNEAL_LR). The
+    schedule is part of the run's config, so an annealed run resumes only with the same --steps."""
+
+
+def ppo_overrides(args: BehaviourArgs) -> list[tuple[str, str]]:
+    """The MAPPO settings ``args`` changes from PPOConfig's defaults, as (flag, value) pairs in a fixed order."""
+    out = [(f, repr(v)) for f in ("lr", "ent_coef", "max_grad_norm") if (v := getattr(args, f)) is not None]
+    if args.anneal_lr:
+        out.append(("anneal_lr", ""))
+    return out
 
 
 def run_dir(args: BehaviourArgs) -> Path:
-    """The run's resume directory; a GRU run has its own, next to the same scenario's MLP run."""
+    """The run's resume directory; a GRU run, or one with other MAPPO settings, has its own, next to the
+    same scenario's default run (e.g. ``smax_5m_vs_6m_gru_lr0.002_anneal_lr_seed0``)."""
     actor = "" if args.actor == "mlp" else f"_{args.actor}"
-    return Path(args.work_dir).expanduser() / f"{args.env.replace(':', '_')}{actor}_seed{args.seed}"
+    settings = "".join(f"_{flag}{value}" for flag, value in ppo_overrides(args))
+    return Path(args.work_dir).expanduser() / f"{args.env.replace(':', '_')}{actor}{settings}_seed{args.seed}"
 
 
 def run_behaviour(args: BehaviourArgs) -> int:
@@ -63,10 +82,21 @@ def run_behaviour(args: BehaviourArgs) -> int:
         raise ValueError(f"minutes must be > 0, got {args.minutes}")
     if args.actor != "mlp" and family != "smax":
         raise ValueError(f"--actor {args.actor}: only SMAX's MAPPO has a choice of actor ({args.env} is {family})")
+    overrides = ppo_overrides(args)
+    if overrides and family != "smax":
+        flags = ", ".join(f"--{flag.replace('_', '-')}" for flag, _ in overrides)
+        raise ValueError(f"{flags}: MAPPO settings apply to SMAX only ({args.env} is {family})")
+    for name in ("lr", "max_grad_norm"):
+        if (v := getattr(args, name)) is not None and not v > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {v}")
+    if args.ent_coef is not None and not args.ent_coef >= 0:
+        raise ValueError(f"--ent-coef must be >= 0, got {args.ent_coef}")
     # What reproduces the run (the budget, seed and actor; where files go does not change the result).
     command = f"logo-fast data behaviour --env {shlex.quote(args.env)} --steps {args.steps} --seed {args.seed}"
     if args.actor != "mlp":  # the default stays out, so the MLP runs' commands read as before
         command += f" --actor {args.actor}"
+    for flag, value in overrides:
+        command += f" --{flag.replace('_', '-')}" + (f" {value}" if value else "")
     if family == "mamujoco":
         from .td3_run import train_and_export  # late: torch
 
