@@ -94,8 +94,8 @@ def test_mlp_policy_has_no_hidden_state():
         SMAXPolicy({}, 3, "x", {}, actor="lstm")
 
 
-# ---- (e) the shipped (MLP) cards still mean MLPs ----------------------------------------------
-def test_shipped_smax_cards_load_as_mlp_policies():
+# ---- (e) the shipped cards load with the actor their config names -----------------------------
+def test_shipped_smax_cards_load_as_their_actor():
     from logo_fast.data.policies.zoo import ZOO_DIR, load_entry
 
     entries = sorted(p.name for p in ZOO_DIR.glob("smax_*_seed*") if (p / "card.json").is_file())
@@ -103,16 +103,18 @@ def test_shipped_smax_cards_load_as_mlp_policies():
     for name in entries:
         env_id, seed = name.rsplit("_seed", 1)
         entry = load_entry(env_id.replace("smax_", "smax:", 1), int(seed))
-        assert "actor" not in entry.card["config"]
-        assert ppo_smax.same_config(entry.card["config"], ppo_smax.PPOConfig(**entry.card["config"]))
-        assert not ppo_smax.same_config(entry.card["config"], ppo_smax.PPOConfig(**entry.card["config"], actor="gru"))
+        config = entry.card["config"]
+        actor = config.get("actor", "mlp")  # cards from before the GRU actor are MLPs
+        other = "gru" if actor == "mlp" else "mlp"
+        assert ppo_smax.same_config(config, ppo_smax.PPOConfig(**config))
+        assert not ppo_smax.same_config(config, ppo_smax.PPOConfig(**{**config, "actor": other}))
         pol = ppo_smax.policy_from_entry(entry, entry.card["expert"], "expert")
-        assert pol.actor == "mlp" and pol.describe()["actor"] == "mlp"
+        assert pol.actor == actor and pol.describe()["actor"] == actor
         sizes = entry.card["sizes"]
         B, N = 2, sizes["n_agents"]
         acts = pol.act(np.zeros((B, N, sizes["obs_dim"])), None, np.ones((B, N, sizes["n_actions"]), bool),
                        np.random.default_rng(0))
-        assert acts.shape == (B, N) and pol.h is None
+        assert acts.shape == (B, N) and (pol.h is None) == (actor == "mlp")
 
 
 def test_gru_policy_from_a_gru_card(tmp_path):

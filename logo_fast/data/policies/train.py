@@ -54,7 +54,7 @@ class BehaviourArgs:
     max_grad_norm: float | None = None
     """SMAX only: MAPPO's global gradient-norm clip (None: PPOConfig's, 0.5; JaxMARL's uses 0.25)."""
     anneal_lr: bool = False
-    """SMAX only: decay the learning rate linearly to 0 over the run's --steps (JaxMARL's ANNEAL_LR). The
+    """SMAX only: decay the learning rate linearly to 0 over the run's --steps (as JaxMARL's SMAX runs do). The
     schedule is part of the run's config, so an annealed run resumes only with the same --steps."""
 
 
