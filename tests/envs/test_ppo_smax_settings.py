@@ -39,9 +39,11 @@ def test_resume_files_from_before_the_schedule_are_constant_rate_runs():
     [
         (dict(env="mamujoco:Hopper-3x1", lr=1e-3), "--lr: MAPPO settings apply to SMAX only"),
         (dict(env="mamujoco:Hopper-3x1", anneal_lr=True), "--anneal-lr: MAPPO settings apply to SMAX only"),
-        (dict(env="smax:3m", lr=0.0), "--lr must be > 0"),
-        (dict(env="smax:3m", max_grad_norm=float("nan")), "--max-grad-norm must be > 0"),
-        (dict(env="smax:3m", ent_coef=-0.1), "--ent-coef must be >= 0"),
+        (dict(env="smax:3m", lr=0.0), "--lr must be a finite number > 0"),
+        (dict(env="smax:3m", lr=float("inf")), "--lr must be a finite number > 0"),
+        (dict(env="smax:3m", max_grad_norm=float("nan")), "--max-grad-norm must be a finite number > 0"),
+        (dict(env="smax:3m", ent_coef=-0.1), "--ent-coef must be a finite number >= 0"),
+        (dict(env="smax:3m", ent_coef=float("inf")), "--ent-coef must be a finite number >= 0"),
     ],
 )
 def test_bad_settings_fail_before_any_work(tmp_path, kwargs, match):

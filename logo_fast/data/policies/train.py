@@ -15,6 +15,7 @@ again goes on from it. The small exported policies (``zoo.py``) ship with the pa
 
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,10 +88,10 @@ def run_behaviour(args: BehaviourArgs) -> int:
         flags = ", ".join(f"--{flag.replace('_', '-')}" for flag, _ in overrides)
         raise ValueError(f"{flags}: MAPPO settings apply to SMAX only ({args.env} is {family})")
     for name in ("lr", "max_grad_norm"):
-        if (v := getattr(args, name)) is not None and not v > 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {v}")
-    if args.ent_coef is not None and not args.ent_coef >= 0:
-        raise ValueError(f"--ent-coef must be >= 0, got {args.ent_coef}")
+        if (v := getattr(args, name)) is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v}")
+    if args.ent_coef is not None and not (math.isfinite(args.ent_coef) and args.ent_coef >= 0):
+        raise ValueError(f"--ent-coef must be a finite number >= 0, got {args.ent_coef}")
     # What reproduces the run (the budget, seed and actor; where files go does not change the result).
     command = f"logo-fast data behaviour --env {shlex.quote(args.env)} --steps {args.steps} --seed {args.seed}"
     if args.actor != "mlp":  # the default stays out, so the MLP runs' commands read as before
