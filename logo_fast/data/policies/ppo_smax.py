@@ -463,7 +463,7 @@ def policy_from_entry(entry: ZooEntry, index: int, label: str) -> SMAXPolicy:
 def ppo_config(args: BehaviourArgs) -> PPOConfig:
     """PPOConfig with the run's actor, its MAPPO overrides and, for --anneal-lr, the schedule over its budget."""
     cfg = replace(PPOConfig(), actor=args.actor)
-    cfg = replace(cfg, **{k: v for k in ("lr", "ent_coef", "max_grad_norm") if (v := getattr(args, k)) is not None})
+    cfg = replace(cfg, **{k: v for k in args.PPO_FLAGS if (v := getattr(args, k)) is not None})
     if args.anneal_lr:
         cfg = replace(cfg, anneal_updates=-(-args.steps // (cfg.n_envs * cfg.n_steps)))
     return cfg

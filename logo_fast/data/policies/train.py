@@ -19,7 +19,7 @@ import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..envs.registry import parse_env_id
 
@@ -58,10 +58,13 @@ class BehaviourArgs:
     """SMAX only: decay the learning rate linearly to 0 over the run's --steps (as JaxMARL's SMAX runs do). The
     schedule is part of the run's config, so an annealed run resumes only with the same --steps."""
 
+    # Not a flag: the fields that override the PPOConfig field of the same name when set (not None).
+    PPO_FLAGS: ClassVar[tuple[str, ...]] = ("lr", "ent_coef", "max_grad_norm")
+
 
 def ppo_overrides(args: BehaviourArgs) -> list[tuple[str, str]]:
     """The MAPPO settings ``args`` changes from PPOConfig's defaults, as (flag, value) pairs in a fixed order."""
-    out = [(f, repr(v)) for f in ("lr", "ent_coef", "max_grad_norm") if (v := getattr(args, f)) is not None]
+    out = [(f, repr(v)) for f in args.PPO_FLAGS if (v := getattr(args, f)) is not None]
     if args.anneal_lr:
         out.append(("anneal_lr", ""))
     return out
